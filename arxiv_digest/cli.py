@@ -1,0 +1,187 @@
+"""The `arxiv-digest` command: arguments become flow runs, our errors become one-line messages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from arxiv_digest.errors import ConfigError, DigestError
+
+# Offline-friendly defaults for the libraries we drive; explicit user settings still win.
+_QUIET_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+}
+
+
+class _HideOwnTracebacks(logging.Filter):
+    """Our errors already say what to do; a traceback would only bury that line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and _is_ours(exc):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _is_ours(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, DigestError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _install_log_filter() -> None:
+    hide = _HideOwnTracebacks()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
+        for handler in logging.getLogger(name).handlers:
+            if hide not in handler.filters:
+                handler.addFilter(hide)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arxiv-digest",
+        description="Turn each day's new arXiv papers into a digest and a Parquet/DuckDB lake.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="build one digest day (plus lookback re-scans)")
+    run.add_argument("--date", help="digest date YYYY-MM-DD (default: today, UTC)")
+    run.add_argument("--allow-empty", action="store_true",
+                     help="accept a day with no papers instead of failing")
+
+    backfill = sub.add_parser("backfill", help="build every digest day of a date range")
+    backfill.add_argument("--start", required=True, help="first digest date YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, help="last digest date YYYY-MM-DD (inclusive)")
+    backfill.add_argument("--allow-empty", action="store_true")
+    backfill.add_argument("--yes", action="store_true", help="confirm a very long range")
+
+    catalog = sub.add_parser("catalog", help="manage the DuckDB catalog")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
+    catalog_sub.add_parser("rebuild", help="recreate the catalog from the lake alone")
+
+    query = sub.add_parser("query", help="run SQL against the catalog (read-only)")
+    query.add_argument("sql", nargs="?", help="SQL text, or omit and use --name")
+    query.add_argument("--name", help="an example query from sql/queries/ (file stem)")
+    query.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="a $KEY parameter of the query (repeatable)")
+    return parser
+
+
+def _params(pairs: Sequence[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {pair!r} is not KEY=VALUE")
+        params[key] = value
+    return params
+
+
+def _print_rows(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    cells = [columns] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(columns))]
+    for index, row in enumerate(cells):
+        print("  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from arxiv_digest.dates import check_digest_date, parse_date, today_utc
+    from arxiv_digest.settings import load_settings
+    from tasks.lake import open_lake
+
+    target = check_digest_date(parse_date(args.date) if args.date else today_utc(), today_utc())
+    open_lake(load_settings())  # bad settings, credentials or lake fail here, before Prefect
+    from flows.daily import daily_digest
+
+    _install_log_filter()
+    summary = daily_digest(date=target, allow_empty=args.allow_empty)
+    print(f"digest {target}: {summary['candidates']} candidates, {summary['papers_added']} new "
+          f"papers, {summary['dropped']} dropped; catalog updated")
+    return 0
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from arxiv_digest.dates import date_range, parse_date, today_utc
+    from arxiv_digest.settings import load_settings
+    from tasks.lake import open_lake
+
+    start = parse_date(args.start, what="start date")
+    end = parse_date(args.end, what="end date")
+    days = date_range(start, end, today_utc(), confirmed=args.yes)
+    open_lake(load_settings())
+    from flows.backfill import backfill
+
+    _install_log_filter()
+    summary = backfill(start=start, end=end, allow_empty=args.allow_empty, confirmed=args.yes)
+    print(f"backfill {start}..{end}: {len(days)} days, {summary['candidates']} candidates, "
+          f"{summary['papers_added']} new papers, {summary['dropped']} dropped")
+    return 0
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from arxiv_digest.settings import load_settings
+    from tasks.catalog import rebuild_catalog
+    from tasks.lake import Lake
+
+    settings = load_settings()
+    counts = rebuild_catalog(settings, Lake.from_settings(settings))
+    print("catalog rebuilt from the lake: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from arxiv_digest.resources import analyst_queries, query_params
+    from arxiv_digest.settings import load_settings
+    from tasks.catalog import run_query
+
+    if bool(args.sql) == bool(args.name):
+        raise ConfigError("give either SQL text or --name NAME (one of them)")
+    if args.name:
+        queries = analyst_queries()
+        if args.name not in queries:
+            raise ConfigError(f"no query named {args.name!r}; known: {', '.join(queries)}")
+        sql = queries[args.name]
+    else:
+        sql = args.sql
+    params = _params(args.param)
+    missing = [p for p in query_params(sql) if p not in params]
+    if missing:
+        raise ConfigError("the query needs " + ", ".join(f"--param {m}=..." for m in missing))
+    columns, rows = run_query(load_settings(), sql, params or None)
+    _print_rows(columns, rows)
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "backfill": _cmd_backfill, "catalog": _cmd_catalog,
+            "query": _cmd_query}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    for key, value in _QUIET_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except DigestError as exc:
+        print(f"arxiv-digest: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("arxiv-digest: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Our own exception types: each carries one line a user can act on."""
+
+
+class DigestError(Exception):
+    """Base of every error the CLI turns into a one-line message and a non-zero exit."""
+
+
+class ConfigError(DigestError):
+    """A setting or argument is invalid (bad date, unknown category, reversed range)."""
+
+
+class ArxivError(DigestError):
+    """The arXiv API could not be read, or answered with an error or a malformed feed."""
+
+
+class IncompleteFeedError(ArxivError):
+    """Fewer entries arrived than the feed's totalResults promised."""
+
+
+class EmptyWindowError(DigestError):
+    """A day's window returned no papers and empty days were not allowed."""
+
+
+class LakeError(DigestError):
+    """The lake (local path or S3) cannot be read or written."""
+
+
+class CatalogError(DigestError):
+    """The DuckDB catalog cannot be opened, registered or queried."""

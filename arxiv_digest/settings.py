@@ -1,0 +1,100 @@
+"""The one settings object: env prefix DIGEST_, `.env` supported, read once at a flow's start."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from arxiv_digest.categories import unknown_categories
+from arxiv_digest.errors import ConfigError
+
+DEFAULT_ARXIV_API_URL = "https://export.arxiv.org/api/query"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Provider keys and AWS credentials keep their standard names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIGEST_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    lake_url: str = "./data/lake"
+    duckdb_path: str = "./data/digest.duckdb"
+    arxiv_api_url: str = DEFAULT_ARXIV_API_URL
+    arxiv_delay_s: float = Field(3.0, ge=0)
+    arxiv_page_size: int = Field(200, ge=1, le=2000)
+    arxiv_retries: int = Field(4, ge=0)
+    arxiv_timeout_s: float = Field(30.0, gt=0)
+    categories: Annotated[list[str], NoDecode] = ["cs.CV"]
+    topic: str = "Computer Vision"
+    interest: str = ""
+    top_n: int = Field(10, ge=0)
+    language: Literal["zh", "en"] = "zh"
+    llm_model: str = "openai/local-model"
+    llm_api_base: str | None = None
+    llm_concurrency: int = Field(4, ge=1)
+    llm_rpm: int = Field(0, ge=0)
+    lookback_days: int = Field(3, ge=0, le=30)
+    output_dir: str = "./output"
+    fulltext: bool = True
+
+    # Standard AWS variables (no DIGEST_ prefix): used only when the lake is on S3.
+    aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(
+        None, validation_alias="AWS_SECRET_ACCESS_KEY"
+    )
+    aws_session_token: SecretStr | None = Field(None, validation_alias="AWS_SESSION_TOKEN")
+    aws_endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+    )
+    aws_region: str = Field(
+        "us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _split_categories(cls, value: object) -> object:
+        # Env values arrive as "cs.CV,cs.LG"; lists pass through.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one arXiv category is required")
+        unknown = unknown_categories(value)
+        if unknown:
+            raise ValueError(
+                f"unknown arXiv categor{'y' if len(unknown) == 1 else 'ies'}: "
+                f"{', '.join(unknown)} (see https://arxiv.org/category_taxonomy)"
+            )
+        return value
+
+    @property
+    def lake_on_s3(self) -> bool:
+        return self.lake_url.startswith("s3://")
+
+    def ingest_config_hash(self) -> str:
+        """Hash of the settings that decide which papers a day holds (not secrets, not paths)."""
+        relevant = {"categories": sorted(self.categories)}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; a validation problem becomes one ConfigError line."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

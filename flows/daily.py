@@ -1,0 +1,28 @@
+"""The daily flow: today's digest day plus the lookback re-scans for late arXiv announcements."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow
+
+from arxiv_digest.dates import check_digest_date, scan_days, today_utc
+from arxiv_digest.settings import load_settings
+from flows.ingest_days import ingest_days
+from tasks.lake import open_lake
+
+
+@flow(name="daily-digest")
+def daily_digest(date: dt.date | None = None, allow_empty: bool = False) -> dict[str, Any]:
+    """Build digest day `date` (default: today, UTC): papers first published the day before."""
+    settings = load_settings()
+    target = check_digest_date(date or today_utc(), today_utc())
+    lake = open_lake(settings)
+    days = scan_days(target, settings.lookback_days)
+    return ingest_days(settings, "daily-digest", target, days, primary={target},
+                       allow_empty=allow_empty, lake=lake)
+
+
+if __name__ == "__main__":
+    daily_digest()

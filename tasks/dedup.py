@@ -1,0 +1,103 @@
+"""Deduplication: one row per paper per digest day, every dropped candidate explained."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import date
+
+from tasks.models import DayPapers, Drop, Paper, published_day
+
+# Why a candidate was dropped (the `reason` column of dedup_log).
+REASON_VERSION = "version"  # an older version of a paper whose newer version is kept
+REASON_CROSS_LIST = "cross-list"  # the same version again, listed under another category
+REASON_REPEAT = "repeat"  # the same version again (e.g. a page overlap)
+REASON_EARLIER_DIGEST = "earlier-digest"  # already in another day's digest; never re-enters
+REASON_OUT_OF_WINDOW = "out-of-window"  # first version published outside this day's window
+
+
+def _newest_first(paper: Paper) -> tuple[int, float]:
+    return (paper.version, paper.updated.timestamp())
+
+
+def dedupe_papers(
+    digest_day: date,
+    candidates: Sequence[Paper],
+    *,
+    existing: Sequence[Paper] = (),
+    existing_drops: Sequence[Drop] = (),
+    earlier: Mapping[str, date] | None = None,
+) -> DayPapers:
+    """Reduce a day's fetched candidates to its papers, merged with what the lake already holds.
+
+    - key: arXiv id without version; the newest version's metadata wins;
+    - candidates whose first version falls outside the day's window belong to another day;
+    - a paper already in another day's digest (`earlier`: id -> digest date) never re-enters;
+    - papers already in this day (`existing`) stay even if this fetch missed them, and so do
+      the explanations of earlier drops (`existing_drops`): a re-run never loses a paper or an
+      explanation, and re-running with the same feed gives the same day.
+    """
+    earlier = earlier or {}
+    window = published_day(digest_day)
+    drops: list[Drop] = []
+    eligible: dict[str, list[tuple[int, Paper]]] = {}
+    for index, paper in enumerate(candidates):
+        other_day = earlier.get(paper.arxiv_id)
+        if other_day is not None and other_day != digest_day:
+            drops.append(Drop(paper.arxiv_id, paper.version, REASON_EARLIER_DIGEST,
+                              f"already in the digest of {other_day.isoformat()}", index))
+        elif paper.published.date() != window:
+            drops.append(Drop(paper.arxiv_id, paper.version, REASON_OUT_OF_WINDOW,
+                              f"first version published {paper.published.date().isoformat()}, "
+                              f"belongs to the digest of {paper.digest_date.isoformat()}", index))
+        else:
+            eligible.setdefault(paper.arxiv_id, []).append((index, paper))
+
+    kept: dict[str, Paper] = {p.arxiv_id: p for p in existing}
+    added = 0
+    for arxiv_id, group in eligible.items():
+        best_index, best = max(group, key=lambda item: (_newest_first(item[1]), -item[0]))
+        for index, paper in group:
+            if index == best_index:
+                continue
+            drops.append(_duplicate_drop(paper, best, index))
+        previous = kept.get(arxiv_id)
+        if previous is None:
+            added += 1
+            kept[arxiv_id] = best
+        elif _newest_first(best) >= _newest_first(previous):
+            kept[arxiv_id] = best
+        else:
+            drops.append(Drop(best.arxiv_id, best.version, REASON_VERSION,
+                              f"the day already holds v{previous.version}", best_index))
+
+    papers = tuple(sorted(kept.values(), key=lambda p: (p.published, p.arxiv_id)))
+    return DayPapers(
+        digest_date=digest_day,
+        papers=papers,
+        drops=merge_drops(existing_drops, drops),
+        candidates=len(candidates),
+        added=added,
+    )
+
+
+def _duplicate_drop(paper: Paper, kept: Paper, index: int) -> Drop:
+    if paper.version < kept.version:
+        return Drop(paper.arxiv_id, paper.version, REASON_VERSION,
+                    f"superseded by v{kept.version}", index)
+    if len(paper.categories) > 1:
+        return Drop(paper.arxiv_id, paper.version, REASON_CROSS_LIST,
+                    f"listed again; categories {', '.join(paper.categories)}", index)
+    return Drop(paper.arxiv_id, paper.version, REASON_REPEAT, "served twice by the feed", index)
+
+
+def merge_drops(existing: Sequence[Drop], new: Sequence[Drop]) -> tuple[Drop, ...]:
+    """The union of two dedup logs, the newer fetch's rows winning on the same key."""
+    numbered: list[Drop] = []
+    seen: Counter[tuple[str, int, str]] = Counter()
+    for drop in sorted(new, key=lambda d: d.candidate_index):
+        seen[(drop.arxiv_id, drop.version, drop.reason)] += 1
+        numbered.append(replace(drop, occurrence=seen[(drop.arxiv_id, drop.version, drop.reason)]))
+    merged = {d.key: d for d in existing} | {d.key: d for d in numbered}
+    return tuple(sorted(merged.values(), key=lambda d: (d.candidate_index, d.key)))

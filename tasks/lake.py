@@ -1,0 +1,290 @@
+"""The Parquet lake (source of truth): zstd, hive partitions, atomic day replace, local or S3."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from arxiv_digest.errors import ConfigError, LakeError
+from arxiv_digest.settings import Settings
+from tasks.models import DayPapers, Drop, Paper
+
+PARTITION = "digest_date"
+FILE_NAME = "part-0.parquet"
+_TS = pa.timestamp("us", tz="UTC")
+
+# Column order and types of each dataset; the DuckDB empty views in sql/schema.sql mirror them.
+SCHEMAS: dict[str, pa.Schema] = {
+    "papers": pa.schema([
+        ("arxiv_id", pa.string()),
+        ("version", pa.int32()),
+        ("title", pa.string()),
+        ("authors", pa.list_(pa.string())),
+        ("abstract", pa.string()),
+        ("categories", pa.list_(pa.string())),
+        ("primary_category", pa.string()),
+        ("published", _TS),
+        ("updated", _TS),
+        ("comment", pa.string()),
+        ("journal_ref", pa.string()),
+        ("doi", pa.string()),
+        ("abs_url", pa.string()),
+        ("pdf_url", pa.string()),
+    ]),
+    "dedup_log": pa.schema([
+        ("arxiv_id", pa.string()),
+        ("version", pa.int32()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("candidate_index", pa.int32()),
+        ("occurrence", pa.int32()),
+    ]),
+    "day_manifests": pa.schema([
+        ("status", pa.string()),
+        ("query", pa.string()),
+        ("candidates", pa.int32()),
+        ("papers", pa.int32()),
+        ("dropped", pa.int32()),
+        ("config_hash", pa.string()),
+    ]),
+}
+
+
+def papers_table(papers: Sequence[Paper]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{
+            "arxiv_id": p.arxiv_id, "version": p.version, "title": p.title,
+            "authors": list(p.authors), "abstract": p.abstract, "categories": list(p.categories),
+            "primary_category": p.primary_category, "published": p.published,
+            "updated": p.updated, "comment": p.comment, "journal_ref": p.journal_ref,
+            "doi": p.doi, "abs_url": p.abs_url, "pdf_url": p.pdf_url,
+        } for p in papers],
+        schema=SCHEMAS["papers"],
+    )
+
+
+def papers_from_table(table: pa.Table) -> list[Paper]:
+    return [
+        Paper(
+            arxiv_id=row["arxiv_id"], version=row["version"], title=row["title"],
+            authors=tuple(row["authors"] or ()), abstract=row["abstract"],
+            categories=tuple(row["categories"] or ()), primary_category=row["primary_category"],
+            published=row["published"], updated=row["updated"], comment=row["comment"],
+            journal_ref=row["journal_ref"], doi=row["doi"], abs_url=row["abs_url"],
+            pdf_url=row["pdf_url"],
+        )
+        for row in table.select(SCHEMAS["papers"].names).to_pylist()
+    ]
+
+
+def drops_from_table(table: pa.Table) -> list[Drop]:
+    return [Drop(**row) for row in table.select(SCHEMAS["dedup_log"].names).to_pylist()]
+
+
+def dedup_log_table(day: DayPapers) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"arxiv_id": d.arxiv_id, "version": d.version, "reason": d.reason, "detail": d.detail,
+          "candidate_index": d.candidate_index, "occurrence": d.occurrence} for d in day.drops],
+        schema=SCHEMAS["dedup_log"],
+    )
+
+
+def day_manifest_table(day: DayPapers, query: str, config_hash: str) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"status": "ingested", "query": query, "candidates": day.candidates,
+          "papers": len(day.papers), "dropped": len(day.drops), "config_hash": config_hash}],
+        schema=SCHEMAS["day_manifests"],
+    )
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Deterministic Parquet: the same rows give the same bytes, so re-runs keep file hashes."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_statistics=True)
+    return sink.getvalue().to_pybytes()
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake root on one pyarrow filesystem (local or S3): the single way we touch storage."""
+
+    url: str
+    fs: pafs.FileSystem
+    root: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Lake:
+        if not settings.lake_on_s3:
+            root = os.path.abspath(settings.lake_url)
+            return cls(url=root, fs=pafs.LocalFileSystem(), root=root)
+        if not settings.aws_access_key_id or not settings.aws_secret_access_key:
+            raise ConfigError(
+                f"the lake is on S3 ({settings.lake_url}) but no AWS credentials were found: "
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        fs = pafs.S3FileSystem(
+            access_key=settings.aws_access_key_id,
+            secret_key=settings.aws_secret_access_key.get_secret_value(),
+            session_token=(settings.aws_session_token.get_secret_value()
+                           if settings.aws_session_token else None),
+            region=settings.aws_region,
+            endpoint_override=settings.aws_endpoint_url,
+            connect_timeout=5,
+            request_timeout=30,
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
+        )
+        root = settings.lake_url.removeprefix("s3://").rstrip("/")
+        return cls(url=settings.lake_url.rstrip("/"), fs=fs, root=root)
+
+    @property
+    def on_s3(self) -> bool:
+        return isinstance(self.fs, pafs.S3FileSystem)
+
+    def table_dir(self, table: str) -> str:
+        return f"{self.root}/{table}"
+
+    def day_path(self, table: str, day: date) -> str:
+        return f"{self.root}/{table}/{PARTITION}={day.isoformat()}/{FILE_NAME}"
+
+    def glob(self, table: str) -> str:
+        """The pattern DuckDB reads a dataset with (`s3://...` on S3)."""
+        base = f"s3://{self.root}" if self.on_s3 else self.root
+        return f"{base}/{table}/*/*.parquet"
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Fail before any work if the lake cannot be written (bad path, bucket, credentials)."""
+        probe = f"{self.root}/.write-probe-{uuid.uuid4().hex}"
+        try:
+            if self.on_s3:
+                bucket = self.root.split("/", 1)[0]
+                info = self.fs.get_file_info(bucket)
+                if info.type == pafs.FileType.NotFound:
+                    raise LakeError(f"S3 bucket {bucket!r} does not exist ({self.url})")
+            else:
+                self.fs.create_dir(self.root, recursive=True)
+            with self.fs.open_output_stream(probe) as out:
+                out.write(b"ok")
+            self.fs.delete_file(probe)
+        except LakeError:
+            raise
+        except (OSError, pa.ArrowException) as exc:
+            raise LakeError(f"cannot write the lake at {self.url}: {_short(exc)}") from None
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def read_day(self, table: str, day: date) -> pa.Table | None:
+        path = self.day_path(table, day)
+        try:
+            with self.fs.open_input_file(path) as handle:
+                return pq.ParquetFile(handle).read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                return None
+            raise LakeError(f"cannot read {path}: {_short(exc)}") from None
+
+    def read_table(self, table: str, columns: Iterable[str] | None = None) -> pa.Table:
+        """Every partition of a dataset, with `digest_date` as a string column."""
+        partitioning = ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive")
+        schema = SCHEMAS[table].append(pa.field(PARTITION, pa.string()))
+        try:
+            dataset = ds.dataset(self.table_dir(table), filesystem=self.fs, format="parquet",
+                                 partitioning=partitioning, schema=schema)
+        except FileNotFoundError:
+            return schema.empty_table().select(list(columns) if columns else schema.names)
+        except OSError as exc:
+            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                return schema.empty_table().select(list(columns) if columns else schema.names)
+            raise LakeError(f"cannot read {self.table_dir(table)}: {_short(exc)}") from None
+        return dataset.to_table(columns=list(columns) if columns else None)
+
+    def paper_days(self) -> dict[str, date]:
+        """arxiv_id -> digest date for every paper in the lake (one column scan)."""
+        table = self.read_table("papers", columns=["arxiv_id", PARTITION])
+        return {
+            arxiv_id: date.fromisoformat(day)
+            for arxiv_id, day in zip(table.column("arxiv_id").to_pylist(),
+                                     table.column(PARTITION).to_pylist(), strict=True)
+        }
+
+    def has_data(self, table: str) -> bool:
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.table_dir(table), recursive=True,
+                                                            allow_not_found=True))
+        except OSError as exc:
+            raise LakeError(f"cannot list {self.table_dir(table)}: {_short(exc)}") from None
+        return any(i.type == pafs.FileType.File and i.path.endswith(".parquet") for i in infos)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def write_day(self, table: str, day: date, rows: pa.Table) -> bool:
+        """Replace one day of a dataset whole and atomically; False when it was already so.
+
+        Local: write a hidden temporary file and rename it over the old one. S3: one object PUT
+        (a multipart upload becomes visible only when it completes). Readers see the old day or
+        the new day, never a mix, and a re-run never appends a second copy.
+        """
+        data = parquet_bytes(rows.cast(SCHEMAS[table]))
+        path = self.day_path(table, day)
+        if self._same_bytes(path, data):
+            return False
+        self._put(path, data)
+        return True
+
+    def _put(self, path: str, data: bytes) -> None:
+        try:
+            if self.on_s3:
+                with self.fs.open_output_stream(path) as out:
+                    out.write(data)
+                return
+            directory, name = path.rsplit("/", 1)
+            self.fs.create_dir(directory, recursive=True)
+            tmp = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, path)
+        except OSError as exc:
+            raise LakeError(f"cannot write {path}: {_short(exc)}") from None
+
+    def write_run(self, run_id: str, rows: pa.Table) -> None:
+        """One file per run record under runs/, so a catalog rebuild keeps the run history."""
+        self._put(f"{self.root}/runs/run_id={run_id}/{FILE_NAME}", parquet_bytes(rows))
+
+    def runs_glob(self) -> str:
+        base = f"s3://{self.root}" if self.on_s3 else self.root
+        return f"{base}/runs/*/*.parquet"
+
+    def _same_bytes(self, path: str, data: bytes) -> bool:
+        try:
+            info = self.fs.get_file_info(path)
+            if info.type != pafs.FileType.File or info.size != len(data):
+                return False
+            with self.fs.open_input_stream(path) as handle:
+                existing = handle.read()
+        except OSError:
+            return False
+        return existing == data
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an Arrow/OS error, without the AWS SDK's multi-line noise."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def open_lake(settings: Settings) -> Lake:
+    """The configured lake, checked writable before any work starts."""
+    lake = Lake.from_settings(settings)
+    lake.check_writable()
+    return lake

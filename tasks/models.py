@@ -1,0 +1,86 @@
+"""The records that move between stages (plain frozen dataclasses, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+_ENTRY_ID = re.compile(r"(?:abs/)?(?P<id>[^/]+/\d{7}|\d{4}\.\d{4,5})(?:v(?P<version>\d+))?$")
+
+
+def split_entry_id(entry_id: str) -> tuple[str, int]:
+    """`http://arxiv.org/abs/2104.12255v2` -> ("2104.12255", 2); old style `astro-ph/0601001v1` too.
+
+    A missing version means v1 (the listing pages print ids without one).
+    """
+    match = _ENTRY_ID.search(entry_id.strip())
+    if not match:
+        raise ValueError(f"not an arXiv entry id: {entry_id!r}")
+    return match["id"], int(match["version"] or 1)
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One candidate or kept paper: the newest version's metadata as arXiv served it."""
+
+    arxiv_id: str
+    version: int
+    title: str
+    authors: tuple[str, ...]
+    abstract: str
+    categories: tuple[str, ...]
+    primary_category: str
+    published: datetime
+    updated: datetime
+    comment: str | None = None
+    journal_ref: str | None = None
+    doi: str | None = None
+    abs_url: str = ""
+    pdf_url: str = ""
+
+    @property
+    def versioned_id(self) -> str:
+        return f"{self.arxiv_id}v{self.version}"
+
+    @property
+    def digest_date(self) -> date:
+        """The day rule: a paper belongs to the digest of the UTC day after its first version."""
+        return digest_date_for(self.published)
+
+
+def digest_date_for(published: datetime) -> date:
+    return published.date() + timedelta(days=1)
+
+
+def published_day(digest_day: date) -> date:
+    """The UTC day whose submissions digest `digest_day` holds."""
+    return digest_day - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A candidate left out of a day, and why (one row of `dedup_log`)."""
+
+    arxiv_id: str
+    version: int
+    reason: str
+    detail: str
+    candidate_index: int
+    occurrence: int = 1  # the nth drop of this (id, version, reason) in its fetch
+
+    @property
+    def key(self) -> tuple[str, int, str, int]:
+        return (self.arxiv_id, self.version, self.reason, self.occurrence)
+
+
+@dataclass(frozen=True)
+class DayPapers:
+    """A digest day's deduplicated papers plus the log of every dropped candidate."""
+
+    digest_date: date
+    papers: tuple[Paper, ...]
+    drops: tuple[Drop, ...]
+    candidates: int
+    added: int = 0
+    stats: dict[str, int] = field(default_factory=dict)

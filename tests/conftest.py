@@ -1,0 +1,127 @@
+"""Shared fixtures: isolated environment, temporary lake, loopback servers, one Prefect server."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from arxiv_digest.settings import Settings, load_settings
+from tasks.models import Paper
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+RECORDED_API = SHARED / "fixtures" / "arxiv-api"
+DEMO_DAY = "2026-06-30"
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One temporary Prefect server for the whole session (start-up costs ~20-30 s)."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No DIGEST_/AWS_ variables and no .env from the developer's machine leak into a test."""
+    for key in list(os.environ):
+        if key.startswith(("DIGEST_", "AWS_")):
+            monkeypatch.delenv(key)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture
+def settings_env(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Environment for a run against a temporary local lake (no network, no arXiv delay)."""
+    monkeypatch.setenv("DIGEST_LAKE_URL", str(clean_env / "lake"))
+    monkeypatch.setenv("DIGEST_DUCKDB_PATH", str(clean_env / "digest.duckdb"))
+    monkeypatch.setenv("DIGEST_ARXIV_DELAY_S", "0")
+    monkeypatch.setenv("DIGEST_ARXIV_API_URL", "http://127.0.0.1:9/api/query")
+    return clean_env
+
+
+@pytest.fixture
+def settings(settings_env: Path) -> Settings:
+    return load_settings()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_paper(arxiv_id: str = "2606.00001", version: int = 1, *,
+               published: str = "2026-06-29T10:00:00", updated: str | None = None,
+               categories: tuple[str, ...] = ("cs.CV",), title: str = "A paper",
+               abstract: str = "We study things. We find results.",
+               authors: tuple[str, ...] = ("Ada Lovelace",)) -> Paper:
+    pub = datetime.fromisoformat(published).replace(tzinfo=UTC)
+    upd = datetime.fromisoformat(updated).replace(tzinfo=UTC) if updated else pub
+    return Paper(
+        arxiv_id=arxiv_id, version=version, title=title, authors=authors, abstract=abstract,
+        categories=categories, primary_category=categories[0], published=pub, updated=upd,
+        abs_url=f"https://arxiv.org/abs/{arxiv_id}v{version}",
+        pdf_url=f"https://arxiv.org/pdf/{arxiv_id}v{version}",
+    )
+
+
+@pytest.fixture
+def replay() -> Iterator[object]:
+    """The arXiv replay server on loopback, serving the bundled day."""
+    from tests.servers.arxiv_replay import ReplayServer
+
+    with ReplayServer() as server:
+        yield server
+
+
+@pytest.fixture
+def run_env(settings_env: Path, replay: object, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A flow run's environment: temporary local lake and DuckDB, arXiv on the replay server."""
+    monkeypatch.setenv("DIGEST_ARXIV_API_URL", replay.url)  # type: ignore[attr-defined]
+    return settings_env
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3 HTTP endpoint on loopback (moto's server), shared by the session."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the moto server, with the standard AWS variables pointing at it."""
+    import uuid
+
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-do-not-leak")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                 aws_access_key_id="testing-key-id",
+                 aws_secret_access_key="testing-secret-do-not-leak").create_bucket(Bucket=bucket)
+    return bucket
