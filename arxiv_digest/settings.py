@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     duckdb_path: str = "./data/digest.duckdb"
     arxiv_api_url: str = DEFAULT_ARXIV_API_URL
     arxiv_delay_s: float = Field(3.0, ge=0)
+    arxiv_backoff_s: float = Field(2.0, ge=0)
     arxiv_page_size: int = Field(200, ge=1, le=2000)
     arxiv_retries: int = Field(4, ge=0)
     arxiv_timeout_s: float = Field(30.0, gt=0)

@@ -214,7 +214,10 @@ def _insert_run(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> None:
     )
 
 
-def register_run(settings: Settings, lake: Lake, run: RunRecord, days: Sequence[str]) -> None:
+def register_run(
+    settings: Settings, lake: Lake, run: RunRecord, days: Sequence[str],
+    *, sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Record a run and refresh the catalog's views and days (one short transaction)."""
     row = run.as_row()
     lake.write_run(run.run_id, pa.Table.from_pylist([row], schema=RUNS_SCHEMA))
@@ -225,7 +228,7 @@ def register_run(settings: Settings, lake: Lake, run: RunRecord, days: Sequence[
         _upsert_days(con, run.run_id, days)
         _insert_run(con, row)
 
-    _with_retries(action, settings)
+    _with_retries(action, settings, sleep=sleep)
 
 
 def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:

@@ -112,6 +112,7 @@ class ArxivFeedClient(arxiv.Client):
         *,
         page_size: int = 200,
         delay_s: float = 3.0,
+        backoff_s: float = 2.0,
         retries: int = 4,
         timeout_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -122,6 +123,7 @@ class ArxivFeedClient(arxiv.Client):
         super().__init__(page_size=page_size, delay_seconds=delay_s, num_retries=retries)
         self.query_url_format = api_url + "?{}"
         self.timeout_s = timeout_s
+        self.backoff_s = backoff_s
         self._sleep = sleep
         self._clock = clock
         self._throttle = throttle
@@ -141,8 +143,8 @@ class ArxivFeedClient(arxiv.Client):
                 self._sleep(remaining)
 
     def _backoff_s(self, attempt: int, retry_after: float | None) -> float:
-        base = max(self.delay_seconds, 1.0) * (2**attempt)
-        wait = min(60.0, base) * (0.5 + self._jitter() / 2)
+        # Exponential backoff with jitter, so parallel clients do not retry in lockstep.
+        wait = min(60.0, self.backoff_s * 2**attempt) * (0.5 + self._jitter() / 2)
         return max(wait, retry_after or 0.0)
 
     def _parse_feed(

@@ -17,6 +17,11 @@ from arxiv_digest.errors import ConfigError, LakeError
 from arxiv_digest.settings import Settings
 from tasks.models import DayPapers, Drop, Paper
 
+_AUTH_ERRORS = ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "ExpiredToken")
+_NETWORK_ERRORS = ("Couldn't connect", "connect to server", "NETWORK_CONNECTION",
+                   "Could not resolve", "Connection refused")
+
 PARTITION = "digest_date"
 FILE_NAME = "part-0.parquet"
 _TS = pa.timestamp("us", tz="UTC")
@@ -119,6 +124,7 @@ class Lake:
     url: str
     fs: pafs.FileSystem
     root: str
+    endpoint: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Lake:
@@ -142,7 +148,8 @@ class Lake:
             retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
         )
         root = settings.lake_url.removeprefix("s3://").rstrip("/")
-        return cls(url=settings.lake_url.rstrip("/"), fs=fs, root=root)
+        return cls(url=settings.lake_url.rstrip("/"), fs=fs, root=root,
+                   endpoint=settings.aws_endpoint_url)
 
     @property
     def on_s3(self) -> bool:
@@ -178,7 +185,17 @@ class Lake:
         except LakeError:
             raise
         except (OSError, pa.ArrowException) as exc:
-            raise LakeError(f"cannot write the lake at {self.url}: {_short(exc)}") from None
+            raise LakeError(self._explain(exc)) from None
+
+    def _explain(self, exc: BaseException) -> str:
+        text = str(exc)
+        if self.on_s3 and any(code in text for code in _AUTH_ERRORS):
+            return (f"S3 refused the credentials for {self.url} (check AWS_ACCESS_KEY_ID and "
+                    f"AWS_SECRET_ACCESS_KEY): {_short(exc)}")
+        if self.on_s3 and any(code in text for code in _NETWORK_ERRORS):
+            endpoint = self.endpoint or "(default AWS endpoint)"
+            return f"cannot reach the S3 endpoint {endpoint} for {self.url}: {_short(exc)}"
+        return f"cannot write the lake at {self.url}: {_short(exc)}"
 
     # -- reads --------------------------------------------------------------------------------
 

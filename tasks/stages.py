@@ -38,6 +38,7 @@ def make_arxiv_client(settings: Settings) -> ArxivFeedClient:
         settings.arxiv_api_url,
         page_size=settings.arxiv_page_size,
         delay_s=settings.arxiv_delay_s,
+        backoff_s=settings.arxiv_backoff_s,
         retries=settings.arxiv_retries,
         timeout_s=settings.arxiv_timeout_s,
     )

@@ -51,6 +51,7 @@ def settings_env(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DIGEST_LAKE_URL", str(clean_env / "lake"))
     monkeypatch.setenv("DIGEST_DUCKDB_PATH", str(clean_env / "digest.duckdb"))
     monkeypatch.setenv("DIGEST_ARXIV_DELAY_S", "0")
+    monkeypatch.setenv("DIGEST_ARXIV_BACKOFF_S", "0.01")
     monkeypatch.setenv("DIGEST_ARXIV_API_URL", "http://127.0.0.1:9/api/query")
     return clean_env
 

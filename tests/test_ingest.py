@@ -41,6 +41,7 @@ class FakeTime:
 
 def make_client(url: str, fake: FakeTime, **kwargs: object) -> ArxivFeedClient:
     options: dict[str, object] = {"page_size": 100, "delay_s": 0.0, "retries": 3,
+                                  "backoff_s": 1.0,
                                   "jitter": lambda: 0.0}
     options.update(kwargs)
     return ArxivFeedClient(url, sleep=fake.sleep, clock=fake.clock,
@@ -101,7 +102,7 @@ def test_fetch_window_honours_retry_after(replay):
 def test_fetch_window_backs_off_exponentially(replay):
     replay.set_faults([Fault("503", count=3)])
     fake = FakeTime()
-    fetch_window(make_client(replay.url, fake, delay_s=1.0, jitter=lambda: 1.0), ["cs.CV"], DAY)
+    fetch_window(make_client(replay.url, fake, backoff_s=1.0, jitter=lambda: 1.0), ["cs.CV"], DAY)
     assert fake.sleeps[:3] == [1.0, 2.0, 4.0]
 
 

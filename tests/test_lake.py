@@ -94,5 +94,5 @@ def test_s3_missing_bucket_is_clear_error(clean_env, s3_bucket, monkeypatch):
 def test_s3_unreachable_endpoint_is_clear_error(clean_env, s3_bucket, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("DIGEST_LAKE_URL", f"s3://{s3_bucket}/lake")
-    with pytest.raises(LakeError, match="cannot write the lake"):
+    with pytest.raises(LakeError, match="cannot reach the S3 endpoint"):
         open_lake(load_settings())
