@@ -49,7 +49,10 @@ def make_client(url: str, fake: FakeTime, **kwargs: object) -> ArxivFeedClient:
 
 
 @pytest.fixture
-def replay():
+def recorded():
+    """The replay server with the recorded real API responses from ../shared/fixtures."""
+    if not RECORDED_API.is_dir():
+        pytest.skip(f"recorded arXiv responses not found at {RECORDED_API}")
     with ReplayServer(recorded_dir=RECORDED_API) as server:
         yield server
 
@@ -132,14 +135,14 @@ def test_fetch_window_unreachable_arxiv_is_clear_error():
         fetch_window(make_client(url, FakeTime(), retries=1), ["cs.CV"], DAY)
 
 
-def test_recorded_400_error_feed_message_reaches_user(replay):
-    client = make_client(replay.url, FakeTime(), page_size=100)
+def test_recorded_400_error_feed_message_reaches_user(recorded):
+    client = make_client(recorded.url, FakeTime(), page_size=100)
     with pytest.raises(ArxivError, match="incorrect id format for abc"):
         list(client.results(arxiv.Search(id_list=["abc"])))
 
 
-def test_recorded_page_parses_into_papers(replay):
-    client = make_client(replay.url, FakeTime(), page_size=10)
+def test_recorded_page_parses_into_papers(recorded):
+    client = make_client(recorded.url, FakeTime(), page_size=10)
     results = list(client.results(arxiv.Search(query="testing", max_results=10)))
     papers = [paper_from_result(r) for r in results]
     assert len(papers) == 10
@@ -152,8 +155,8 @@ def test_recorded_page_parses_into_papers(replay):
     assert not any("Ã" in a for p in papers for a in p.authors)
 
 
-def test_recorded_2016_format_parses_old_feed(replay):
-    client = make_client(replay.url, FakeTime(), page_size=10)
+def test_recorded_2016_format_parses_old_feed(recorded):
+    client = make_client(recorded.url, FakeTime(), page_size=10)
     search = arxiv.Search(query="au:del_maestro AND ti:checkerboard", max_results=1)
     paper = paper_from_result(next(iter(client.results(search))))
     assert paper.version >= 1 and paper.arxiv_id
