@@ -58,16 +58,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--date", help="digest date YYYY-MM-DD (default: today, UTC)")
     run.add_argument("--allow-empty", action="store_true",
                      help="accept a day with no papers instead of failing")
+    run.add_argument("--ingest-only", action="store_true",
+                     help="fetch, dedupe and store papers; skip the LLM stages and rendering")
 
     backfill = sub.add_parser("backfill", help="build every digest day of a date range")
     backfill.add_argument("--start", required=True, help="first digest date YYYY-MM-DD")
     backfill.add_argument("--end", required=True, help="last digest date YYYY-MM-DD (inclusive)")
     backfill.add_argument("--allow-empty", action="store_true")
     backfill.add_argument("--yes", action="store_true", help="confirm a very long range")
+    backfill.add_argument("--ingest-only", action="store_true",
+                          help="skip the LLM stages and rendering")
 
     catalog = sub.add_parser("catalog", help="manage the DuckDB catalog")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     catalog_sub.add_parser("rebuild", help="recreate the catalog from the lake alone")
+
+    imp = sub.add_parser("import-digest", help="load old digest Markdown files into the lake")
+    imp.add_argument("paths", nargs="+", help="digest files in the arxiv-digest format")
+    imp.add_argument("--force", action="store_true", help="replace a day's existing digest")
 
     query = sub.add_parser("query", help="run SQL against the catalog (read-only)")
     query.add_argument("sql", nargs="?", help="SQL text, or omit and use --name")
@@ -107,9 +115,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from flows.daily import daily_digest
 
     _install_log_filter()
-    summary = daily_digest(date=target, allow_empty=args.allow_empty)
+    summary = daily_digest(date=target, allow_empty=args.allow_empty,
+                           digest=not args.ingest_only)
     print(f"digest {target}: {summary['candidates']} candidates, {summary['papers_added']} new "
-          f"papers, {summary['dropped']} dropped; catalog updated")
+          f"papers, {summary['dropped']} dropped, {summary['llm_calls']} LLM calls; "
+          "catalog updated")
     return 0
 
 
@@ -125,7 +135,8 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from flows.backfill import backfill
 
     _install_log_filter()
-    summary = backfill(start=start, end=end, allow_empty=args.allow_empty, confirmed=args.yes)
+    summary = backfill(start=start, end=end, allow_empty=args.allow_empty, confirmed=args.yes,
+                       digest=not args.ingest_only)
     print(f"backfill {start}..{end}: {len(days)} days, {summary['candidates']} candidates, "
           f"{summary['papers_added']} new papers, {summary['dropped']} dropped")
     return 0
@@ -139,6 +150,35 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     settings = load_settings()
     counts = rebuild_catalog(settings, Lake.from_settings(settings))
     print("catalog rebuilt from the lake: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+def _cmd_import_digest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from arxiv_digest.settings import load_settings
+    from tasks.catalog import refresh_catalog
+    from tasks.import_digest import digest_row_from_markdown
+    from tasks.lake import open_lake
+
+    settings = load_settings()
+    lake = open_lake(settings)
+    parsed = []
+    for name in args.paths:
+        path = Path(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        day, row = digest_row_from_markdown(text)
+        parsed.append((path, day, row))
+    for path, day, row in parsed:
+        if lake.read_day("digests", day) is not None and not args.force:
+            print(f"{path}: a digest for {day} is already in the lake (use --force to replace)")
+            continue
+        lake.write_day("digests", day, lake.rows("digests", [row]))
+        print(f"{path}: imported digest {day} ({row['paper_count']} papers)")
+    refresh_catalog(settings, lake)
     return 0
 
 
@@ -166,7 +206,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": _cmd_run, "backfill": _cmd_backfill, "catalog": _cmd_catalog,
-            "query": _cmd_query}
+            "import-digest": _cmd_import_digest, "query": _cmd_query}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

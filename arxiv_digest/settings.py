@@ -39,9 +39,15 @@ class Settings(BaseSettings):
     llm_api_base: str | None = None
     llm_concurrency: int = Field(4, ge=1)
     llm_rpm: int = Field(0, ge=0)
+    llm_timeout_s: float = Field(120.0, gt=0)
+    llm_backoff_s: float = Field(1.0, ge=0)
     lookback_days: int = Field(3, ge=0, le=30)
     output_dir: str = "./output"
     fulltext: bool = True
+
+    # The OpenAI-compatible key, only needed with DIGEST_LLM_API_BASE (other providers' keys are
+    # read by litellm from their own standard variables).
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
 
     # Standard AWS variables (no DIGEST_ prefix): used only when the lake is on S3.
     aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")

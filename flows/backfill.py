@@ -14,14 +14,14 @@ from tasks.lake import open_lake
 
 
 @flow(name="backfill")
-def backfill(start: date, end: date, allow_empty: bool = False,
-             confirmed: bool = False) -> dict[str, Any]:
+def backfill(start: date, end: date, allow_empty: bool = False, confirmed: bool = False,
+             digest: bool = True) -> dict[str, Any]:
     """Ingest every digest day from `start` to `end` (inclusive)."""
     settings = load_settings()
     days = date_range(start, end, today_utc(), confirmed=confirmed)
     lake = open_lake(settings)
     return ingest_days(settings, "backfill", None, days, primary=set(days),
-                       allow_empty=allow_empty, lake=lake)
+                       allow_empty=allow_empty, lake=lake, digest=digest)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,15 @@ from tasks.lake import open_lake
 
 
 @flow(name="daily-digest")
-def daily_digest(date: dt.date | None = None, allow_empty: bool = False) -> dict[str, Any]:
+def daily_digest(date: dt.date | None = None, allow_empty: bool = False,
+                 digest: bool = True) -> dict[str, Any]:
     """Build digest day `date` (default: today, UTC): papers first published the day before."""
     settings = load_settings()
     target = check_digest_date(date or today_utc(), today_utc())
     lake = open_lake(settings)
     days = scan_days(target, settings.lookback_days)
     return ingest_days(settings, "daily-digest", target, days, primary={target},
-                       allow_empty=allow_empty, lake=lake)
+                       allow_empty=allow_empty, lake=lake, digest=digest)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ CREATE TABLE IF NOT EXISTS runs (
     papers_added    INTEGER,
     dropped         INTEGER,
     arxiv_requests  INTEGER,
+    llm_calls       INTEGER,               -- LLM requests actually sent (cache hits excluded)
+    cost_usd        DOUBLE,
     stage_seconds   VARCHAR,               -- JSON object: stage -> seconds
     error           VARCHAR
 );
@@ -48,4 +50,35 @@ CREATE TABLE IF NOT EXISTS empty.dedup_log (
 CREATE TABLE IF NOT EXISTS empty.day_manifests (
     status VARCHAR, query VARCHAR, candidates INTEGER, papers INTEGER, dropped INTEGER,
     config_hash VARCHAR, digest_date DATE
+);
+
+CREATE TABLE IF NOT EXISTS empty.rankings (
+    arxiv_id VARCHAR, score DOUBLE, source VARCHAR, rank INTEGER, selected BOOLEAN,
+    digest_date DATE
+);
+
+CREATE TABLE IF NOT EXISTS empty.analyses (
+    arxiv_id VARCHAR, version INTEGER, template VARCHAR, language VARCHAR, fields_json VARCHAR,
+    markdown VARCHAR, status VARCHAR, error VARCHAR, digest_date DATE
+);
+
+CREATE TABLE IF NOT EXISTS empty.key_findings (
+    arxiv_id VARCHAR, ordinal INTEGER, sentence VARCHAR, start_offset INTEGER,
+    end_offset INTEGER, source VARCHAR, digest_date DATE
+);
+
+CREATE TABLE IF NOT EXISTS empty.digests (
+    topic VARCHAR, language VARCHAR, markdown VARCHAR, executive_summary VARCHAR,
+    summary_status VARCHAR, paper_count INTEGER, content_hash VARCHAR, digest_date DATE
+);
+
+CREATE TABLE IF NOT EXISTS empty.llm_cache (
+    cache_key VARCHAR, stage VARCHAR, subject VARCHAR, content VARCHAR, digest_date DATE
+);
+
+CREATE TABLE IF NOT EXISTS empty.llm_calls (
+    call_id VARCHAR, run_id VARCHAR, stage VARCHAR, subject VARCHAR, model VARCHAR,
+    prompt_hash VARCHAR, cache_key VARCHAR, cache_hit BOOLEAN, tokens_in INTEGER,
+    tokens_out INTEGER, cost_usd DOUBLE, latency_ms DOUBLE, attempts INTEGER, status VARCHAR,
+    error VARCHAR, digest_date DATE
 );

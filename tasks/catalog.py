@@ -42,6 +42,8 @@ class RunRecord:
     papers_added: int = 0
     dropped: int = 0
     arxiv_requests: int = 0
+    llm_calls: int = 0
+    cost_usd: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
@@ -51,7 +53,8 @@ class RunRecord:
             "days": self.days, "started_at": self.started_at, "finished_at": self.finished_at,
             "status": self.status, "candidates": self.candidates,
             "papers_added": self.papers_added, "dropped": self.dropped,
-            "arxiv_requests": self.arxiv_requests,
+            "arxiv_requests": self.arxiv_requests, "llm_calls": self.llm_calls,
+            "cost_usd": self.cost_usd,
             "stage_seconds": json.dumps(self.stage_seconds, sort_keys=True), "error": self.error,
         }
 
@@ -61,7 +64,8 @@ RUNS_SCHEMA = pa.schema([
     ("days", pa.list_(pa.string())), ("started_at", pa.timestamp("us", tz="UTC")),
     ("finished_at", pa.timestamp("us", tz="UTC")), ("status", pa.string()),
     ("candidates", pa.int32()), ("papers_added", pa.int32()), ("dropped", pa.int32()),
-    ("arxiv_requests", pa.int32()), ("stage_seconds", pa.string()), ("error", pa.string()),
+    ("arxiv_requests", pa.int32()), ("llm_calls", pa.int32()), ("cost_usd", pa.float64()),
+    ("stage_seconds", pa.string()), ("error", pa.string()),
 ])
 
 
@@ -197,9 +201,10 @@ def _upsert_days(con: duckdb.DuckDBPyConnection, run_id: str | None, days: Seque
     con.execute(
         """
         INSERT OR REPLACE INTO days
-        SELECT digest_date, status, query, candidates, papers, dropped, config_hash,
-               $run_id, now()
-        FROM day_manifests WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])))
+        SELECT m.digest_date, CASE WHEN d.digest_date IS NULL THEN m.status ELSE 'digested' END,
+               m.query, m.candidates, m.papers, m.dropped, m.config_hash, $run_id, now()
+        FROM day_manifests m LEFT JOIN digests d USING (digest_date)
+        WHERE m.digest_date IN (SELECT unnest(CAST($days AS DATE[])))
         """,
         {"run_id": run_id, "days": list(days)},
     )
@@ -231,6 +236,16 @@ def register_run(
     _with_retries(action, settings, sleep=sleep)
 
 
+def refresh_catalog(settings: Settings, lake: Lake) -> None:
+    """Make sure the schema and every view exist (after data arrived outside a flow run)."""
+
+    def action(con: duckdb.DuckDBPyConnection) -> None:
+        create_schema(con)
+        refresh_views(con, lake)
+
+    _with_retries(action, settings)
+
+
 def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
     """Recreate the catalog from the lake alone; returns row counts per view/table."""
 
@@ -247,7 +262,9 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
         con.execute(
             """
             INSERT INTO days
-            SELECT m.digest_date, m.status, m.query, m.candidates, m.papers, m.dropped,
+            SELECT m.digest_date,
+                   CASE WHEN g.digest_date IS NULL THEN m.status ELSE 'digested' END,
+                   m.query, m.candidates, m.papers, m.dropped,
                    m.config_hash, last.run_id, now()
             FROM day_manifests m
             LEFT JOIN (
@@ -255,6 +272,7 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
                 FROM (SELECT unnest(days) AS d, run_id, finished_at FROM runs)
                 GROUP BY d
             ) last ON CAST(last.digest_date AS DATE) = m.digest_date
+            LEFT JOIN digests g ON g.digest_date = m.digest_date
             """
         )
 

@@ -52,6 +52,63 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("candidate_index", pa.int32()),
         ("occurrence", pa.int32()),
     ]),
+    "rankings": pa.schema([
+        ("arxiv_id", pa.string()),
+        ("score", pa.float64()),
+        ("source", pa.string()),
+        ("rank", pa.int32()),
+        ("selected", pa.bool_()),
+    ]),
+    "analyses": pa.schema([
+        ("arxiv_id", pa.string()),
+        ("version", pa.int32()),
+        ("template", pa.string()),
+        ("language", pa.string()),
+        ("fields_json", pa.string()),
+        ("markdown", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+    ]),
+    "key_findings": pa.schema([
+        ("arxiv_id", pa.string()),
+        ("ordinal", pa.int32()),
+        ("sentence", pa.string()),
+        ("start_offset", pa.int32()),
+        ("end_offset", pa.int32()),
+        ("source", pa.string()),
+    ]),
+    "digests": pa.schema([
+        ("topic", pa.string()),
+        ("language", pa.string()),
+        ("markdown", pa.string()),
+        ("executive_summary", pa.string()),
+        ("summary_status", pa.string()),
+        ("paper_count", pa.int32()),
+        ("content_hash", pa.string()),
+    ]),
+    "llm_cache": pa.schema([
+        ("cache_key", pa.string()),
+        ("stage", pa.string()),
+        ("subject", pa.string()),
+        ("content", pa.string()),
+    ]),
+    "llm_calls": pa.schema([
+        ("call_id", pa.string()),
+        ("run_id", pa.string()),
+        ("stage", pa.string()),
+        ("subject", pa.string()),
+        ("model", pa.string()),
+        ("prompt_hash", pa.string()),
+        ("cache_key", pa.string()),
+        ("cache_hit", pa.bool_()),
+        ("tokens_in", pa.int32()),
+        ("tokens_out", pa.int32()),
+        ("cost_usd", pa.float64()),
+        ("latency_ms", pa.float64()),
+        ("attempts", pa.int32()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+    ]),
     "day_manifests": pa.schema([
         ("status", pa.string()),
         ("query", pa.string()),
@@ -158,8 +215,8 @@ class Lake:
     def table_dir(self, table: str) -> str:
         return f"{self.root}/{table}"
 
-    def day_path(self, table: str, day: date) -> str:
-        return f"{self.root}/{table}/{PARTITION}={day.isoformat()}/{FILE_NAME}"
+    def day_path(self, table: str, day: date, name: str = FILE_NAME) -> str:
+        return f"{self.root}/{table}/{PARTITION}={day.isoformat()}/{name}"
 
     def glob(self, table: str) -> str:
         """The pattern DuckDB reads a dataset with (`s3://...` on S3)."""
@@ -245,6 +302,9 @@ class Lake:
 
     # -- writes -------------------------------------------------------------------------------
 
+    def rows(self, table: str, records: Sequence[dict[str, object]]) -> pa.Table:
+        return pa.Table.from_pylist(list(records), schema=SCHEMAS[table])
+
     def write_day(self, table: str, day: date, rows: pa.Table) -> bool:
         """Replace one day of a dataset whole and atomically; False when it was already so.
 
@@ -273,6 +333,11 @@ class Lake:
             self.fs.move(tmp, path)
         except OSError as exc:
             raise LakeError(f"cannot write {path}: {_short(exc)}") from None
+
+    def append_day(self, table: str, day: date, name: str, rows: pa.Table) -> None:
+        """An append-only log (llm_calls): one more file in the day's partition."""
+        self._put(self.day_path(table, day, f"{name}.parquet"),
+                  parquet_bytes(rows.cast(SCHEMAS[table])))
 
     def write_run(self, run_id: str, rows: pa.Table) -> None:
         """One file per run record under runs/, so a catalog rebuild keeps the run history."""

@@ -126,3 +126,24 @@ def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
                  aws_access_key_id="testing-key-id",
                  aws_secret_access_key="testing-secret-do-not-leak").create_bucket(Bucket=bucket)
     return bucket
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[object]:
+    """The fake OpenAI-compatible LLM server on loopback."""
+    from tests.servers.fake_llm import FakeLLMServer
+
+    with FakeLLMServer(timeout_s=3.0) as server:
+        yield server
+
+
+@pytest.fixture
+def llm_env(run_env: Path, fake_llm: object, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A full run's environment: replayed arXiv, fake LLM through litellm, no PDFs."""
+    monkeypatch.setenv("DIGEST_LLM_MODEL", "openai/fake-model")
+    monkeypatch.setenv("DIGEST_LLM_API_BASE", fake_llm.base_url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("DIGEST_FULLTEXT", "false")
+    monkeypatch.setenv("DIGEST_OUTPUT_DIR", str(run_env / "output"))
+    monkeypatch.setenv("DIGEST_LLM_BACKOFF_S", "0.01")
+    monkeypatch.setenv("DIGEST_LLM_TIMEOUT_S", "1")
+    return run_env

@@ -138,7 +138,7 @@ def test_run_with_unreachable_arxiv_is_one_line_error(settings_env, capsys, monk
 
 @pytest.mark.usefixtures("prefect_server")
 def test_run_then_query_and_rebuild_from_lake(run_env, capsys):
-    assert run_cli(capsys, "run", "--date", "2026-06-30")[0] == 0
+    assert run_cli(capsys, "run", "--date", "2026-06-30", "--ingest-only")[0] == 0
     code, out, _ = run_cli(capsys, "query", "SELECT count(*) AS n FROM papers")
     assert code == 0 and "267" in out
     (run_env / "digest.duckdb").unlink()
@@ -146,3 +146,27 @@ def test_run_then_query_and_rebuild_from_lake(run_env, capsys):
     assert code == 0 and "papers=267" in out and "runs=1" in out
     code, out, _ = run_cli(capsys, "query", "--name", "dedup_report", "--param", "day=2026-06-30")
     assert code == 0 and "cross-list" in out and "86" in out
+
+
+def test_import_digest_loads_reference_byte_for_byte(settings_env, capsys):
+    from tests.conftest import SHARED
+
+    reference = SHARED / "reference" / "digest-2025-12-05.md"
+    if not reference.is_file():
+        pytest.skip("reference digest not found")
+    code, out, _ = run_cli(capsys, "import-digest", str(reference))
+    assert code == 0 and "imported digest 2025-12-05 (10 papers)" in out
+    code, out, _ = run_cli(capsys, "query",
+                           "SELECT md5(markdown) AS h, language, topic FROM digests")
+    import hashlib
+
+    assert hashlib.md5(reference.read_bytes()).hexdigest() in out
+    assert "zh" in out and "Computer Vision" in out
+
+
+def test_import_digest_rejects_non_digest_file(settings_env, capsys):
+    bogus = settings_env / "notes.md"
+    bogus.write_text("# Just some notes\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "import-digest", str(bogus))
+    assert_one_line_error(code, err)
+    assert not list((settings_env / "lake").glob("digests/*/*.parquet"))

@@ -42,7 +42,7 @@ def catalog_counts(db: Path) -> dict[str, int]:
 
 
 def test_daily_run_lands_each_replayed_paper_once_and_explains_every_drop(run_env):
-    daily_digest(date=DAY)
+    daily_digest(date=DAY, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
         papers, distinct = con.execute(
             "SELECT count(*), count(DISTINCT arxiv_id) FROM papers WHERE digest_date = ?",
@@ -60,10 +60,10 @@ def test_daily_run_lands_each_replayed_paper_once_and_explains_every_drop(run_en
 
 
 def test_daily_rerun_keeps_lake_bytes_and_catalog_counts(run_env):
-    daily_digest(date=DAY)
+    daily_digest(date=DAY, digest=False)
     lake = run_env / "lake"
     first = (lake_hashes(lake), catalog_counts(run_env / "digest.duckdb"))
-    daily_digest(date=DAY)
+    daily_digest(date=DAY, digest=False)
     assert (lake_hashes(lake), catalog_counts(run_env / "digest.duckdb")) == first
 
 
@@ -71,7 +71,7 @@ def test_daily_run_survives_every_transient_feed_fault(run_env, replay):
     # 429/503 and Retry-After are covered with an injected clock in test_ingest; here the
     # faults that need no server-mandated wait go through the real flow.
     replay.set_faults([Fault("reset", 1), Fault("truncated", 1), Fault("empty-page", 1)])
-    daily_digest(date=DAY)
+    daily_digest(date=DAY, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
         counts = con.execute("SELECT count(*), count(DISTINCT arxiv_id) FROM papers").fetchone()
     assert counts == (CV_DISTINCT, CV_DISTINCT)
@@ -80,8 +80,8 @@ def test_daily_run_survives_every_transient_feed_fault(run_env, replay):
 
 def test_late_paper_lands_on_next_run_through_lookback_exactly_once(run_env, replay):
     replay.set_faults([Fault("late-paper", 1)])
-    daily_digest(date=DAY)
-    daily_digest(date=date(2026, 7, 1), allow_empty=True)  # re-scans 2026-06-30
+    daily_digest(date=DAY, digest=False)
+    daily_digest(date=date(2026, 7, 1), allow_empty=True, digest=False)  # re-scans 2026-06-30
     with open_catalog(load_settings(), read_only=True) as con:
         rows = con.execute(
             "SELECT digest_date, count(*), count(DISTINCT arxiv_id) FROM papers GROUP BY ALL "
@@ -93,12 +93,12 @@ def test_late_paper_lands_on_next_run_through_lookback_exactly_once(run_env, rep
 
 def test_empty_target_day_is_error_and_writes_no_papers(run_env):
     with pytest.raises(EmptyWindowError, match="no papers for digest 2026-06-01"):
-        daily_digest(date=date(2026, 6, 1))
+        daily_digest(date=date(2026, 6, 1), digest=False)
     assert not list((run_env / "lake").glob("papers/*/*.parquet"))
 
 
 def test_allow_empty_records_empty_day(run_env):
-    daily_digest(date=date(2026, 6, 1), allow_empty=True)
+    daily_digest(date=date(2026, 6, 1), allow_empty=True, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
         assert con.execute("SELECT papers FROM days WHERE digest_date = DATE '2026-06-01'"
                            ).fetchone() == (0,)
@@ -107,26 +107,26 @@ def test_allow_empty_records_empty_day(run_env):
 def test_arxiv_error_feed_fails_run_and_records_it(run_env, replay):
     replay.set_faults([Fault("error-feed", 0)])
     with pytest.raises(ArxivError, match="HTTP 400"):
-        daily_digest(date=DAY)
+        daily_digest(date=DAY, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
         status, error = con.execute("SELECT status, error FROM runs").fetchone()
     assert status == "failed" and "HTTP 400" in error
 
 
 def test_backfill_covers_inclusive_range_and_matches_daily(run_env):
-    backfill(start=DAY, end=DAY)
+    backfill(start=DAY, end=DAY, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM papers").fetchone() == (CV_DISTINCT,)
 
 
 def test_s3_run_lands_same_rows_as_local_and_duckdb_reads_them_via_httpfs(
         run_env, s3_bucket, monkeypatch):
-    daily_digest(date=DAY)
+    daily_digest(date=DAY, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
         local = con.execute("SELECT * FROM papers ORDER BY arxiv_id").fetchall()
     monkeypatch.setenv("DIGEST_LAKE_URL", f"s3://{s3_bucket}/lake")
     monkeypatch.setenv("DIGEST_DUCKDB_PATH", str(run_env / "s3.duckdb"))
-    daily_digest(date=DAY)
+    daily_digest(date=DAY, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
         glob = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'papers'"
                            ).fetchone()[0]
@@ -137,7 +137,7 @@ def test_s3_run_lands_same_rows_as_local_and_duckdb_reads_them_via_httpfs(
 
 def test_secrets_never_reach_lake_or_catalog(run_env, s3_bucket, monkeypatch):
     monkeypatch.setenv("DIGEST_LAKE_URL", f"s3://{s3_bucket}/lake")
-    daily_digest(date=DAY)
+    daily_digest(date=DAY, digest=False)
     secret = b"testing-secret-do-not-leak"
     assert secret not in (run_env / "digest.duckdb").read_bytes()
     import boto3

@@ -1,0 +1,204 @@
+"""Prefect tasks of the digest stages (rank, analyse, findings, summary, render), one per day."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Coroutine
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from arxiv_digest.settings import Settings
+from tasks.executive_summary import summarize_day
+from tasks.fulltext import fetch_fulltexts
+from tasks.key_findings import Finding, extract_key_findings
+from tasks.lake import Lake, papers_from_table
+from tasks.llm import LLMCache, LLMClient
+from tasks.models import Paper
+from tasks.rank import Ranking, rank_papers
+from tasks.render import (
+    Digest,
+    DigestPaper,
+    failed_analysis_placeholder,
+    render_digest,
+)
+from tasks.summarize import Analysis, analyse_papers
+
+R = TypeVar("R")
+
+
+@dataclass
+class DayLLM:
+    """The LLM client of one digest day, with that day's cache from the lake."""
+
+    day: date
+    client: LLMClient
+
+    def run(self, coro: Coroutine[Any, Any, R]) -> R:
+        # Each stage runs its own event loop; the client's semaphore is bound per loop.
+        self.client.reset_loop_state()
+        return asyncio.run(coro)
+
+
+def open_day_llm(settings: Settings, lake: Lake, day: date, run_id: str) -> DayLLM:
+    table = lake.read_day("llm_cache", day)
+    entries = {} if table is None else {
+        row["cache_key"]: {"stage": row["stage"], "subject": row["subject"],
+                           "content": row["content"]} for row in table.to_pylist()}
+    api_key = None
+    if settings.llm_api_base:
+        api_key = (settings.openai_api_key.get_secret_value() if settings.openai_api_key
+                   else "sk-no-key-needed")
+    client = LLMClient(model=settings.llm_model, api_base=settings.llm_api_base,
+                       api_key=api_key, cache=LLMCache(entries), run_id=run_id,
+                       concurrency=settings.llm_concurrency, rpm=settings.llm_rpm,
+                       timeout_s=settings.llm_timeout_s, backoff_s=settings.llm_backoff_s)
+    return DayLLM(day, client)
+
+
+def flush_llm(lake: Lake, llm: DayLLM) -> None:
+    """Persist new cache entries (so a crash later repeats no finished call) and the call log."""
+    cache = llm.client.cache
+    if cache.new_keys:
+        rows = [{"cache_key": k, **v} for k, v in sorted(cache.entries.items())]
+        lake.write_day("llm_cache", llm.day, lake.rows("llm_cache", rows))
+        cache.new_keys.clear()
+
+
+def record_llm_calls(lake: Lake, llm: DayLLM, run_id: str) -> dict[str, float]:
+    calls = llm.client.calls
+    if calls:
+        rows = [{**asdict(c), "run_id": run_id} for c in calls]
+        lake.append_day("llm_calls", llm.day, f"run-{run_id}", lake.rows("llm_calls", rows))
+    made = [c for c in calls if not c.cache_hit]
+    return {"llm_calls": len(made), "cache_hits": len(calls) - len(made),
+            "cost_usd": round(sum(c.cost_usd for c in made), 6),
+            "tokens_in": sum(c.tokens_in for c in made),
+            "tokens_out": sum(c.tokens_out for c in made)}
+
+
+def load_day_papers(lake: Lake, day: date) -> list[Paper]:
+    table = lake.read_day("papers", day)
+    return [] if table is None else papers_from_table(table)
+
+
+@task(name="rank_day", cache_policy=NO_CACHE)
+def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -> list[Ranking]:
+    rankings = llm.run(rank_papers(
+        llm.client, papers, topic=settings.topic, interest=settings.interest,
+        categories=settings.categories, language=settings.language, top_n=settings.top_n))
+    lake.write_day("rankings", llm.day, lake.rows("rankings", [asdict(r) for r in rankings]))
+    flush_llm(lake, llm)
+    return rankings
+
+
+@task(name="fetch_fulltext_day", cache_policy=NO_CACHE)
+def fetch_fulltext_day(settings: Settings, papers: list[Paper]) -> dict[str, str | None]:
+    if not settings.fulltext:
+        return {p.arxiv_id: None for p in papers}
+    return fetch_fulltexts(papers, delay_s=settings.arxiv_delay_s)
+
+
+@task(name="analyse_day", cache_policy=NO_CACHE)
+def analyse_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper],
+                fulltexts: dict[str, str | None]) -> list[Analysis]:
+    analyses = llm.run(analyse_papers(llm.client, papers, fulltexts, topic=settings.topic,
+                                      language=settings.language))
+    lake.write_day("analyses", llm.day, lake.rows("analyses", [asdict(a) for a in analyses]))
+    flush_llm(lake, llm)
+    return analyses
+
+
+@task(name="extract_key_findings_day", cache_policy=NO_CACHE)
+def extract_key_findings_day(settings: Settings, lake: Lake, llm: DayLLM,
+                             papers: list[Paper]) -> dict[str, list[Finding]]:
+    findings = llm.run(extract_key_findings(llm.client, papers, settings.language))
+    rows = [{"arxiv_id": f.arxiv_id, "ordinal": f.ordinal, "sentence": f.sentence,
+             "start_offset": f.start, "end_offset": f.end, "source": f.source}
+            for p in papers for f in findings[p.arxiv_id]]
+    lake.write_day("key_findings", llm.day, lake.rows("key_findings", rows))
+    flush_llm(lake, llm)
+    return findings
+
+
+@task(name="summarize_day", cache_policy=NO_CACHE)
+def summarize_day_task(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper],
+                       analyses: list[Analysis]) -> tuple[str, str]:
+    gists = {a.arxiv_id: a.fields_json for a in analyses if a.fields_json}
+    summary, outcome = llm.run(summarize_day(llm.client, papers, gists,  # type: ignore[arg-type]
+                                             day=llm.day, topic=settings.topic,
+                                             language=settings.language))
+    flush_llm(lake, llm)
+    return summary, outcome.status
+
+
+def build_digest(day: date, topic: str, language: str, summary_md: str, papers: list[Paper],
+                 analyses: list[Analysis], findings: dict[str, list[Finding]]) -> Digest:
+    """The renderer's input: selected papers in rank order, failed analyses as placeholders."""
+    by_id = {a.arxiv_id: a for a in analyses}
+    return Digest(
+        digest_date=day, topic=topic, executive_summary_md=summary_md,
+        papers=tuple(
+            DigestPaper(
+                arxiv_id=p.versioned_id, title=p.title, authors=p.authors,
+                published=p.published.date(), categories=p.categories, abstract=p.abstract,
+                analysis_md=(by_id[p.arxiv_id].markdown if p.arxiv_id in by_id
+                             and by_id[p.arxiv_id].markdown
+                             else failed_analysis_placeholder(language)),
+                key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])))
+            for p in papers))
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return True
+
+
+@task(name="render_day", cache_policy=NO_CACHE)
+def render_day(settings: Settings, lake: Lake, day: date, summary_md: str, summary_status: str,
+               papers: list[Paper], analyses: list[Analysis],
+               findings: dict[str, list[Finding]], counts: dict[str, Any]) -> str:
+    """Render the digest; store it in the lake and DIGEST_OUTPUT_DIR; attach Prefect artifacts."""
+    digest = build_digest(day, settings.topic, settings.language, summary_md, papers, analyses,
+                          findings)
+    markdown = render_digest(digest)
+    content_hash = hashlib.sha256(markdown.encode()).hexdigest()
+    lake.write_day("digests", day, lake.rows("digests", [{
+        "topic": settings.topic, "language": settings.language, "markdown": markdown,
+        "executive_summary": summary_md, "summary_status": summary_status,
+        "paper_count": len(papers), "content_hash": content_hash}]))
+    output = Path(settings.output_dir)
+    write_if_changed(output / f"{day.isoformat()}.md", markdown)
+    write_if_changed(output / "README.md", render_index(lake))
+    create_markdown_artifact(markdown=markdown, key=f"digest-{day.isoformat()}",
+                             description=f"arXiv {settings.topic} digest {day.isoformat()}")
+    create_table_artifact(table=[{"metric": k, "value": v} for k, v in counts.items()],
+                          key=f"digest-counts-{day.isoformat()}",
+                          description=f"counts for digest {day.isoformat()}")
+    return content_hash
+
+
+def render_index(lake: Lake) -> str:
+    """output/README.md: every digest with its date, paper count and top titles, newest first."""
+    table = lake.read_table("digests", columns=["digest_date", "paper_count", "markdown"])
+    rows = sorted(table.to_pylist(), key=lambda r: r["digest_date"], reverse=True)
+    lines = ["# arXiv digests", "", "| date | papers | top titles |", "|---|---|---|"]
+    for row in rows:
+        titles = [line.split("](#", 1)[0].split(". [", 1)[-1]
+                  for line in row["markdown"].splitlines()
+                  if line[:1].isdigit() and "](#" in line][:3]
+        cell = "<br>".join(titles) if titles else "—"
+        lines.append(f"| [{row['digest_date']}]({row['digest_date']}.md) | "
+                     f"{row['paper_count']} | {cell.replace('|', '&#124;')} |")
+    return "\n".join(lines) + "\n"

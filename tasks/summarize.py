@@ -1,0 +1,172 @@
+"""Per-paper analysis: the full-text template when the PDF was read, else the abstract one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from tasks.llm import LLMClient, LLMRequest, Outcome
+from tasks.models import Paper
+from tasks.prompts import data_block_text, load_prompt
+from tasks.render import escape_markdown_inline
+
+TEMPLATE_FULLTEXT = "fulltext"
+TEMPLATE_ABSTRACT = "abstract"
+_Items = list[str]
+
+
+class AbstractAnalysis(BaseModel):
+    """The reference's "论文摘要分析" papers: five numbered sections and a relevance note."""
+
+    contribution: str = Field(description="main contribution, 2-3 sentences")
+    innovations: _Items = Field(min_length=1, max_length=6, description="key innovations")
+    impact: _Items = Field(min_length=1, max_length=6, description="potential impact")
+    applications: _Items = Field(min_length=1, max_length=6, description="related areas")
+    limitations: _Items = Field(min_length=1, max_length=6, description="inferable limitations")
+    relevance: str = Field(description="why it matters to the digest's field")
+
+
+class FulltextAnalysis(BaseModel):
+    """The reference's "全面中文摘要" papers, written from the paper's full text."""
+
+    research_question: str = Field(description="the research question and main idea")
+    innovations: _Items = Field(min_length=1, max_length=6, description="methods/innovations")
+    results: _Items = Field(min_length=1, max_length=6, description="main results, significance")
+    limitations: _Items = Field(min_length=1, max_length=6, description="stated limitations")
+    future_directions: _Items = Field(min_length=1, max_length=6, description="future work")
+    conclusion: str = Field(description="short conclusion")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One row of `analyses`."""
+
+    arxiv_id: str
+    version: int
+    template: str
+    language: str
+    fields_json: str | None
+    markdown: str | None
+    status: str  # ok | repaired | invalid | failed
+    error: str | None
+
+
+_HEADINGS = {
+    "zh": {
+        "abstract_intro": ("好的，作为{topic}和机器学习领域的专家，"
+                           "我将根据您提供的论文摘要进行深入分析。"),
+        "abstract_title": "**论文摘要分析：{title}**",
+        "abstract_sections": ["**1. 论文的主要贡献（2-3句话）**", "**2. 关键创新或方法论**",
+                              "**3. 对该领域的潜在影响**",
+                              "**4. 可能受益于此研究的相关领域或应用**",
+                              "**5. 从摘要中可以推断出的局限性**"],
+        "relevance": "**对{topic}领域的趣味性或重要性：**",
+        "fulltext_intro": "好的，这是对论文“{title}”的全面中文摘要：",
+        "paper_title": "**论文题目：** {title}",
+        "authors": "**作者：** {authors}",
+        "fulltext_sections": ["**摘要：**", "**关键创新与方法论贡献：**", "**主要结果及其意义：**",
+                              "**论文中提到的局限性：**", "**潜在的未来研究方向：**", "**总结：**"],
+    },
+    "en": {
+        "abstract_intro": "As an expert in {topic} and machine learning, here is an analysis "
+                          "of the paper based on its abstract.",
+        "abstract_title": "**Abstract analysis: {title}**",
+        "abstract_sections": ["**1. Main contribution (2-3 sentences)**",
+                              "**2. Key innovations or methodology**",
+                              "**3. Potential impact on the field**",
+                              "**4. Related areas or applications that could benefit**",
+                              "**5. Limitations inferable from the abstract**"],
+        "relevance": "**Why it matters for {topic}:**",
+        "fulltext_intro": "Here is a comprehensive summary of the paper \u201c{title}\u201d:",
+        "paper_title": "**Title:** {title}",
+        "authors": "**Authors:** {authors}",
+        "fulltext_sections": ["**Summary:**", "**Key innovations and methodology:**",
+                              "**Main results and their significance:**",
+                              "**Limitations stated in the paper:**",
+                              "**Potential future directions:**", "**Conclusion:**"],
+    },
+}
+
+
+def _text(value: str) -> str:
+    # Model output is data too: escaped like a title, so it cannot add headings or links.
+    return escape_markdown_inline(" ".join(value.split()))
+
+
+def _bullets(items: Sequence[str]) -> str:
+    return "\n".join(f"*   {_text(i)}" for i in items)
+
+
+def _numbered(items: Sequence[str]) -> str:
+    return "\n".join(f"{n}.  {_text(i)}" for n, i in enumerate(items, 1))
+
+
+def render_abstract_analysis(paper: Paper, a: AbstractAnalysis, language: str,
+                             topic: str) -> str:
+    h = _HEADINGS[language]
+    s = h["abstract_sections"]
+    blocks = [h["abstract_intro"].format(topic=_text(topic)),
+              h["abstract_title"].format(title=_text(paper.title)),
+              s[0], _text(a.contribution), s[1], _bullets(a.innovations), s[2],
+              _bullets(a.impact), s[3], _bullets(a.applications), s[4], _bullets(a.limitations),
+              h["relevance"].format(topic=_text(topic)), _text(a.relevance)]
+    return "\n\n".join(blocks)
+
+
+def render_fulltext_analysis(paper: Paper, a: FulltextAnalysis, language: str) -> str:
+    h = _HEADINGS[language]
+    s = h["fulltext_sections"]
+    title = _text(paper.title)
+    blocks = [h["fulltext_intro"].format(title=title), h["paper_title"].format(title=title),
+              h["authors"].format(authors=_text(", ".join(paper.authors))),
+              s[0], _text(a.research_question), s[1], _numbered(a.innovations), s[2],
+              _bullets(a.results), s[3], _bullets(a.limitations), s[4],
+              _bullets(a.future_directions), s[5], _text(a.conclusion)]
+    return "\n\n".join(blocks)
+
+
+def build_analysis_request(
+    paper: Paper, fulltext: str | None, *, topic: str, language: str
+) -> LLMRequest[AbstractAnalysis] | LLMRequest[FulltextAnalysis]:
+    if fulltext:
+        prompt = load_prompt("analysis_fulltext", language)
+        return LLMRequest(stage="analysis_fulltext", subject=paper.versioned_id, prompt=prompt,
+                          messages=prompt.messages(topic=topic,
+                                                   title=data_block_text(paper.title),
+                                                   fulltext=data_block_text(fulltext)),
+                          schema=FulltextAnalysis, language=language, max_tokens=2000)
+    prompt = load_prompt("analysis_abstract", language)
+    return LLMRequest(stage="analysis_abstract", subject=paper.versioned_id, prompt=prompt,
+                      messages=prompt.messages(topic=topic, title=data_block_text(paper.title),
+                                               abstract=data_block_text(paper.abstract)),
+                      schema=AbstractAnalysis, language=language, max_tokens=1500)
+
+
+def analysis_row(paper: Paper, outcome: Outcome, fulltext: str | None, *, topic: str,
+                 language: str) -> Analysis:
+    template = TEMPLATE_FULLTEXT if fulltext else TEMPLATE_ABSTRACT
+    value = outcome.value
+    if value is None:
+        return Analysis(paper.arxiv_id, paper.version, template, language, None, None,
+                        outcome.status, outcome.error)
+    if isinstance(value, FulltextAnalysis):
+        markdown = render_fulltext_analysis(paper, value, language)
+    else:
+        markdown = render_abstract_analysis(paper, value, language, topic)
+    return Analysis(paper.arxiv_id, paper.version, template, language,
+                    json.dumps(value.model_dump(), ensure_ascii=False, sort_keys=True), markdown,
+                    outcome.status, None)
+
+
+async def analyse_papers(client: LLMClient, papers: Sequence[Paper],
+                         fulltexts: dict[str, str | None], *, topic: str,
+                         language: str) -> list[Analysis]:
+    """One analysis per selected paper; a failure is recorded, never raised."""
+    requests = [build_analysis_request(p, fulltexts.get(p.arxiv_id), topic=topic,
+                                       language=language) for p in papers]
+    outcomes = await client.structured_many(requests)  # type: ignore[arg-type]
+    return [analysis_row(p, o, fulltexts.get(p.arxiv_id), topic=topic, language=language)
+            for p, o in zip(papers, outcomes, strict=True)]
