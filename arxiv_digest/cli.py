@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -212,6 +213,10 @@ COMMANDS = {"run": _cmd_run, "backfill": _cmd_backfill, "catalog": _cmd_catalog,
 def main(argv: Sequence[str] | None = None) -> int:
     for key, value in _QUIET_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    # litellm 1.80 trips pydantic's serializer check on every response and leaves a cleanup
+    # coroutine un-awaited at exit: noise for users, nothing they can act on.
+    warnings.filterwarnings("ignore", message="Pydantic serializer warnings")
+    warnings.filterwarnings("ignore", message="coroutine 'close_litellm_async_clients'")
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

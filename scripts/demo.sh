@@ -18,7 +18,7 @@ url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$log" | head -n 1)
 [ -n "$url" ] || { echo "the arXiv replay server did not start:"; cat "$log"; exit 1; }
 echo "== arXiv replay (recorded day $DAY) at $url"
 export DIGEST_ARXIV_API_URL="$url" DIGEST_ARXIV_DELAY_S=0
-.venv/bin/arxiv-digest run --date "$DAY"
+.venv/bin/arxiv-digest run --date "$DAY" --ingest-only
 echo "== what landed (DuckDB catalog at ${DIGEST_DUCKDB_PATH:-./data/digest.duckdb})"
 .venv/bin/arxiv-digest query "SELECT digest_date, count(*) AS papers, count(DISTINCT arxiv_id) AS distinct_ids FROM papers GROUP BY ALL ORDER BY ALL"
 .venv/bin/arxiv-digest query --name dedup_report --param day="$DAY"
