@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--yes", action="store_true", help="confirm a very long range")
     backfill.add_argument("--ingest-only", action="store_true",
                           help="skip the LLM stages and rendering")
+    backfill.add_argument("--parallel", type=int, default=2, metavar="N",
+                          help="days processed at once (default 2)")
+    backfill.add_argument("--force", action="store_true", help="redo days already finished")
 
     catalog = sub.add_parser("catalog", help="manage the DuckDB catalog")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
@@ -136,10 +139,14 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from flows.backfill import backfill
 
     _install_log_filter()
-    summary = backfill(start=start, end=end, allow_empty=args.allow_empty, confirmed=args.yes,
-                       digest=not args.ingest_only)
-    print(f"backfill {start}..{end}: {len(days)} days, {summary['candidates']} candidates, "
-          f"{summary['papers_added']} new papers, {summary['dropped']} dropped")
+    if args.parallel < 1:
+        raise ConfigError(f"--parallel must be at least 1, not {args.parallel}")
+    summary = backfill(start=start, end=end, max_parallel_days=args.parallel,
+                       allow_empty=args.allow_empty, confirmed=args.yes,
+                       digest=not args.ingest_only, force=args.force)
+    print(f"backfill {start}..{end}: {len(days)} days ({len(summary['per_day'])} done, "
+          f"{len(summary['skipped'])} skipped as finished), {summary['papers_added']} new "
+          f"papers, {summary['llm_calls']} LLM calls, ${summary['cost_usd']:.4f}")
     return 0
 
 

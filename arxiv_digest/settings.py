@@ -93,6 +93,16 @@ class Settings(BaseSettings):
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def digest_config_hash(settings: Settings, prompts_fingerprint: str) -> str:
+    """Everything that decides a rendered digest: a day finished under the same hash is done."""
+    relevant = {
+        "ingest": settings.ingest_config_hash(), "topic": settings.topic,
+        "interest": settings.interest, "top_n": settings.top_n, "language": settings.language,
+        "model": settings.llm_model, "fulltext": settings.fulltext, "prompts": prompts_fingerprint,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings once; a validation problem becomes one ConfigError line."""
     from pydantic import ValidationError

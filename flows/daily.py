@@ -9,7 +9,7 @@ from prefect import flow
 
 from arxiv_digest.dates import check_digest_date, scan_days, today_utc
 from arxiv_digest.settings import load_settings
-from flows.ingest_days import ingest_days
+from flows.pipeline import DayPlan, run_days
 from tasks.lake import open_lake
 
 
@@ -20,9 +20,9 @@ def daily_digest(date: dt.date | None = None, allow_empty: bool = False,
     settings = load_settings()
     target = check_digest_date(date or today_utc(), today_utc())
     lake = open_lake(settings)
-    days = scan_days(target, settings.lookback_days)
-    return ingest_days(settings, "daily-digest", target, days, primary={target},
-                       allow_empty=allow_empty, lake=lake, digest=digest)
+    plan = DayPlan(primary={target}, allow_empty=allow_empty, digest=digest)
+    return run_days(settings, lake, "daily-digest", target,
+                    scan_days(target, settings.lookback_days), plan)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS empty.key_findings (
 
 CREATE TABLE IF NOT EXISTS empty.digests (
     topic VARCHAR, language VARCHAR, markdown VARCHAR, executive_summary VARCHAR,
-    summary_status VARCHAR, paper_count INTEGER, content_hash VARCHAR, digest_date DATE
+    summary_status VARCHAR, paper_count INTEGER, content_hash VARCHAR, config_hash VARCHAR,
+    digest_date DATE
 );
 
 CREATE TABLE IF NOT EXISTS empty.llm_cache (

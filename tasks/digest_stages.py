@@ -14,13 +14,14 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from arxiv_digest.settings import Settings
+from arxiv_digest.settings import Settings, digest_config_hash
 from tasks.executive_summary import summarize_day
 from tasks.fulltext import fetch_fulltexts
 from tasks.key_findings import Finding, extract_key_findings
 from tasks.lake import Lake, papers_from_table
 from tasks.llm import LLMCache, LLMClient
 from tasks.models import Paper
+from tasks.prompts import prompts_fingerprint
 from tasks.rank import Ranking, rank_papers
 from tasks.render import (
     Digest,
@@ -177,7 +178,8 @@ def render_day(settings: Settings, lake: Lake, day: date, summary_md: str, summa
     lake.write_day("digests", day, lake.rows("digests", [{
         "topic": settings.topic, "language": settings.language, "markdown": markdown,
         "executive_summary": summary_md, "summary_status": summary_status,
-        "paper_count": len(papers), "content_hash": content_hash}]))
+        "paper_count": len(papers), "content_hash": content_hash,
+        "config_hash": digest_config_hash(settings, prompts_fingerprint())}]))
     output = Path(settings.output_dir)
     write_if_changed(output / f"{day.isoformat()}.md", markdown)
     write_if_changed(output / "README.md", render_index(lake))
@@ -202,3 +204,15 @@ def render_index(lake: Lake) -> str:
         lines.append(f"| [{row['digest_date']}]({row['digest_date']}.md) | "
                      f"{row['paper_count']} | {cell.replace('|', '&#124;')} |")
     return "\n".join(lines) + "\n"
+
+
+def day_complete(settings: Settings, lake: Lake, day: date, digest: bool) -> bool:
+    """Finished under the current configuration and prompts (a backfill skips such days)."""
+    if digest:
+        table = lake.read_day("digests", day)
+        wanted = digest_config_hash(settings, prompts_fingerprint())
+    else:
+        table = lake.read_day("day_manifests", day)
+        wanted = settings.ingest_config_hash()
+    return table is not None and table.num_rows == 1 and (
+        table.column("config_hash")[0].as_py() == wanted)

@@ -32,7 +32,9 @@ def extract_text(pdf: bytes, max_chars: int = MAX_CHARS) -> str | None:
             size += len(text)
             if size >= max_chars:
                 break
-    except (PyPdfError, ValueError, KeyError, TypeError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        # pypdf reports damaged files through many exception types; any of them means
+        # "unreadable", and the paper falls back to the abstract template.
         logger.info("PDF unreadable: %s", type(exc).__name__)
         return None
     lines = (" ".join(line.split()) for line in "\n".join(chunks).splitlines())

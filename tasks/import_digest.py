@@ -24,5 +24,5 @@ def digest_row_from_markdown(text: str) -> tuple[date, dict[str, Any]]:
         "topic": digest.topic, "language": language, "markdown": text,
         "executive_summary": digest.executive_summary_md, "summary_status": "imported",
         "paper_count": len(digest.papers),
-        "content_hash": hashlib.sha256(text.encode()).hexdigest(),
+        "content_hash": hashlib.sha256(text.encode()).hexdigest(), "config_hash": "imported",
     }

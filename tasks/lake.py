@@ -85,6 +85,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("summary_status", pa.string()),
         ("paper_count", pa.int32()),
         ("content_hash", pa.string()),
+        ("config_hash", pa.string()),
     ]),
     "llm_cache": pa.schema([
         ("cache_key", pa.string()),

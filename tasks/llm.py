@@ -323,6 +323,21 @@ class LLMClient:
             except litellm.BadRequestError as exc:
                 problem = f"BadRequestError: {str(exc)[:200]}"
                 break
+            except litellm.APIError as exc:
+                # Statuses litellm maps to no specific type (403, 409, 520, 529, ...).
+                status = int(getattr(exc, "status_code", 0) or 0)
+                if status in (401, 403, 404):
+                    raise LLMConfigError(
+                        f"the LLM provider refused model {self.model!r}: HTTP {status} (check "
+                        "DIGEST_LLM_MODEL, DIGEST_LLM_API_BASE and the provider's API key "
+                        "variable)") from None
+                problem = f"APIError HTTP {status}"
+                if status not in (408, 409, 429) and status < 500:
+                    break
+                wait = min(60.0, self.backoff_s * 2**attempt) * (0.5 + self._jitter() / 2)
+                if attempt < self.max_attempts - 1:
+                    await self._sleep(max(wait, _retry_after(exc) or 0.0))
+                continue
             usage = getattr(response, "usage", None)
             record.tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
             record.tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)

@@ -49,3 +49,11 @@ def load_prompt(stage: str, language: str) -> Prompt:
 def data_block_text(text: str) -> str:
     """Untrusted text made safe to place inside a <<<DATA ... DATA>>> block."""
     return _DELIMITER.sub("[delimiter removed]", text.replace("\r", ""))
+
+
+def prompts_fingerprint() -> str:
+    """One hash over every prompt template: part of a finished day's configuration."""
+    digest = hashlib.sha256()
+    for path in sorted(PROMPTS_DIR.glob("*.md")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

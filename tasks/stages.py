@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from arxiv_digest.errors import EmptyWindowError, IncompleteFeedError
 from arxiv_digest.settings import Settings
 from tasks.catalog import RunRecord, register_run
+from tasks.coordination import arxiv_throttle
 from tasks.dedup import dedupe_papers
 from tasks.ingest import ArxivFeedClient, FetchedWindow, fetch_window
 from tasks.lake import (
@@ -41,6 +42,7 @@ def make_arxiv_client(settings: Settings) -> ArxivFeedClient:
         backoff_s=settings.arxiv_backoff_s,
         retries=settings.arxiv_retries,
         timeout_s=settings.arxiv_timeout_s,
+        throttle=arxiv_throttle(settings.arxiv_delay_s),
     )
 
 

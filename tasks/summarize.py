@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from tasks.llm import LLMClient, LLMRequest, Outcome
 from tasks.models import Paper
 from tasks.prompts import data_block_text, load_prompt
-from tasks.render import escape_markdown_inline
+from tasks.render import escape_markdown_block
 
 TEMPLATE_FULLTEXT = "fulltext"
 TEMPLATE_ABSTRACT = "abstract"
@@ -92,8 +92,8 @@ _HEADINGS = {
 
 
 def _text(value: str) -> str:
-    # Model output is data too: escaped like a title, so it cannot add headings or links.
-    return escape_markdown_inline(" ".join(value.split()))
+    # Model output is data too: escaped like an abstract, so it cannot add headings or links.
+    return escape_markdown_block(" ".join(value.split()))
 
 
 def _bullets(items: Sequence[str]) -> str:

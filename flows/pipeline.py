@@ -1,0 +1,130 @@
+"""The per-day pipeline shared by the daily and backfill flows: ingest, then digest, per lease."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.runtime import flow_run
+
+from arxiv_digest.errors import DigestError
+from arxiv_digest.settings import Settings
+from flows.digest_day import produce_digest
+from tasks.catalog import RunRecord
+from tasks.coordination import day_lease
+from tasks.lake import Lake
+from tasks.stages import (
+    account_day,
+    dedupe_day,
+    fetch_day,
+    finish_run,
+    register_catalog,
+    require_papers,
+    start_run,
+    store_day,
+    timed,
+)
+
+
+@dataclass
+class DayPlan:
+    """What a run does with its days."""
+
+    primary: set[date]  # must not come back empty unless allow_empty
+    allow_empty: bool = False
+    digest: bool = True
+    parallel: int = 1
+    stop_on_error: bool = True  # daily: the first failure ends the run; backfill: keep going
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def process_day(settings: Settings, lake: Lake, day: date, run: RunRecord,
+                known: dict[str, date], plan: DayPlan, lock: threading.Lock) -> None:
+    """One digest day under its lease: fetch, dedupe, store, then the LLM stages and render.
+
+    Lookback re-scans that find nothing write nothing; a re-scan that adds late papers
+    re-renders that day's digest.
+    """
+    primary = day in plan.primary
+    with day_lease(day):
+        with timed(run, "fetch"):
+            window = fetch_day(settings, day)
+        if primary:
+            require_papers(window, allow_empty=plan.allow_empty)
+        elif not window.candidates:
+            return
+        with timed(run, "dedupe"):
+            day_papers = dedupe_day(lake, window, known)
+        with timed(run, "store"):
+            store_day(lake, window, day_papers, settings.ingest_config_hash())
+        counts: dict[str, Any] = {"fetched": len(window.candidates),
+                                  "deduplicated": len(day_papers.papers),
+                                  "dropped": len(day_papers.drops)}
+        with lock:
+            known.update({p.arxiv_id: day for p in day_papers.papers})
+            account_day(run, window, day_papers)
+        if plan.digest and (primary or day_papers.added):
+            with timed(run, "digest"):
+                counts = produce_digest(settings, lake, day, run.run_id, counts)
+            with lock:
+                run.llm_calls += counts["llm_calls"]
+                run.cost_usd += counts["cost_usd"]
+    plan.done[day.isoformat()] = counts
+
+
+def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None,
+             days: Iterable[date], plan: DayPlan) -> dict[str, Any]:
+    """Every day of the run (in parallel up to `plan.parallel`), then one catalog registration."""
+    days = list(days)
+    logger = get_run_logger()
+    run = start_run(flow_name, target, days, run_id=str(flow_run.id or "local"))
+    known = lake.paper_days()
+    lock = threading.Lock()
+    first_error: DigestError | None = None
+    progress = create_progress_artifact(
+        progress=0.0, key=f"{flow_name}-progress",
+        description=f"{flow_name}: days finished of {len(days)}") if len(days) > 1 else None
+
+    def one(day: date) -> None:
+        nonlocal first_error
+        try:
+            process_day(settings, lake, day, run, known, plan, lock)
+        except DigestError as exc:
+            plan.failed[day.isoformat()] = str(exc)
+            first_error = first_error or exc
+            logger.error("digest %s failed: %s", day, exc)
+            if plan.stop_on_error:
+                raise
+        logger.info("digest %s: %s", day, plan.done.get(day.isoformat(), "failed"))
+        if progress is not None:
+            with lock:
+                finished = len(plan.done) + len(plan.failed)
+            update_progress_artifact(progress, 100.0 * finished / len(days))
+
+    try:
+        if plan.parallel <= 1:
+            for day in days:
+                one(day)
+        else:
+            with ThreadPoolExecutor(max_workers=plan.parallel) as pool:
+                # Each thread runs in a copy of the flow's context, so its tasks join this run.
+                futures = [pool.submit(contextvars.copy_context().run, one, d) for d in days]
+                for future in futures:
+                    future.result()
+    except DigestError as exc:
+        register_catalog(settings, lake, finish_run(run, exc))
+        raise
+    with timed(run, "register"):
+        register_catalog(settings, lake, finish_run(run, first_error))
+    return {"run_id": run.run_id, "days": run.days, "candidates": run.candidates,
+            "papers_added": run.papers_added, "dropped": run.dropped,
+            "arxiv_requests": run.arxiv_requests, "llm_calls": run.llm_calls,
+            "cost_usd": round(run.cost_usd, 6), "per_day": plan.done, "failed": plan.failed}

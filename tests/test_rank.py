@@ -1,0 +1,188 @@
+"""Tests of ranking: the offline heuristic, the ordering rule and the LLM batch fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tasks.llm import LLMCache, LLMClient
+from tasks.models import Paper
+from tasks.rank import build_rank_request, heuristic_score, rank, rank_papers
+from tests.conftest import make_paper
+
+pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
+
+TOPIC, INTEREST, CATEGORIES = "computer vision", "", ("cs.CV",)
+
+
+@pytest.mark.parametrize(("categories", "title", "abstract", "expected"), [
+    (("cs.CV",), "A paper", "We study things.", 5.0),                    # primary category
+    (("cs.CV", "cs.LG"), "A paper", "We study things.", 5.0),
+    (("cs.LG", "cs.CV"), "A paper", "We study things.", 3.0),            # cross-listed
+    (("math.AG",), "A paper", "We study things.", 0.0),                  # neither
+    (("math.AG",), "Vision at night", "We study things.", 2.0),          # title word: double
+    (("math.AG",), "A paper", "We study vision.", 1.0),                  # abstract word
+    (("math.AG",), "Vision at night", "Vision is hard.", 3.0),           # both
+    (("cs.CV",), "Computer vision", "Computer vision.", 5.0 + 5.0),      # overlap 6, capped
+    (("cs.LG", "cs.CV"), "Computer vision", "Computer vision.", 3.0 + 5.0),
+    (("math.AG",), "COMPUTER VISION", "", 4.0),                          # case-insensitive
+])
+def test_heuristic_score_follows_documented_rule_when_paper_varies(
+        categories: tuple[str, ...], title: str, abstract: str, expected: float) -> None:
+    paper = make_paper(categories=categories, title=title, abstract=abstract)
+    assert heuristic_score(paper, TOPIC, INTEREST, CATEGORIES) == expected
+
+
+def test_heuristic_score_caps_overlap_at_five_when_many_words_match() -> None:
+    words = "segmentation tracking detection depth video"
+    paper = make_paper(categories=("math.AG",), title=words, abstract=words)
+    assert heuristic_score(paper, words, "", CATEGORIES) == 5.0
+
+
+def test_heuristic_score_uses_interest_when_topic_lacks_word() -> None:
+    paper = make_paper(categories=("math.AG",), title="Robotics grasping")
+    assert heuristic_score(paper, TOPIC, "I like robotics.", CATEGORIES) == 2.0
+
+
+def test_heuristic_score_ignores_stop_and_short_words_when_topic_has_them() -> None:
+    paper = make_paper(categories=("math.AG",), title="The AI for 3D with and from",
+                       abstract="the and for with from that this into are our")
+    assert heuristic_score(paper, "the and for with AI 3D", "from that this", CATEGORIES) == 0.0
+
+
+def test_heuristic_score_is_deterministic_when_called_again() -> None:
+    papers = [make_paper(f"2606.0000{i}", categories=("cs.LG", "cs.CV"), title=f"Vision {i}",
+                         abstract="Computer models of vision.") for i in range(5)]
+    first = [heuristic_score(p, TOPIC, "depth", CATEGORIES) for p in papers]
+    again = [heuristic_score(p, TOPIC, "depth", list(CATEGORIES)) for p in reversed(papers)]
+    assert first == list(reversed(again))
+    assert all(0.0 <= s <= 10.0 for s in first)
+
+
+def _papers(*ids: str) -> list[Paper]:
+    return [make_paper(i) for i in ids]
+
+
+def test_rank_orders_by_llm_score_when_present_else_heuristic() -> None:
+    papers = _papers("2606.00004", "2606.00003", "2606.00002", "2606.00001")
+    heuristic = {"2606.00001": 5.0, "2606.00002": 7.0, "2606.00003": 7.5, "2606.00004": 1.0}
+    result = rank(papers, {"2606.00001": 9.0, "2606.00003": 2.0}, heuristic, top_n=0)
+    assert [r.arxiv_id for r in result] == ["2606.00001", "2606.00002", "2606.00003",
+                                            "2606.00004"]
+    assert [r.score for r in result] == [9.0, 7.0, 2.0, 1.0]
+    assert [r.source for r in result] == ["llm", "heuristic", "llm", "heuristic"]
+    assert [r.rank for r in result] == [1, 2, 3, 4]
+
+
+def test_rank_breaks_ties_by_heuristic_then_id_when_scores_equal() -> None:
+    papers = _papers("2606.00009", "2606.00005", "2606.00001", "2606.00007")
+    heuristic = {"2606.00009": 4.0, "2606.00005": 4.0, "2606.00001": 2.0, "2606.00007": 6.0}
+    llm = dict.fromkeys(heuristic, 8.0)
+    result = rank(papers, llm, heuristic, top_n=0)
+    assert [r.arxiv_id for r in result] == ["2606.00007", "2606.00005", "2606.00009",
+                                            "2606.00001"]
+
+
+@pytest.mark.parametrize(("top_n", "selected"), [(0, 4), (1, 1), (3, 3), (4, 4), (10, 4)])
+def test_rank_selects_top_n_when_limit_given(top_n: int, selected: int) -> None:
+    papers = _papers("2606.00001", "2606.00002", "2606.00003", "2606.00004")
+    heuristic = {p.arxiv_id: float(i) for i, p in enumerate(papers)}
+    result = rank(papers, {}, heuristic, top_n=top_n)
+    assert [r.selected for r in result] == [True] * selected + [False] * (4 - selected)
+
+
+def test_build_rank_request_bounds_index_when_batch_has_size() -> None:
+    request = build_rank_request(_papers("2606.00001", "2606.00002", "2606.00003"),
+                                 topic=TOPIC, interest=INTEREST, language="en")
+    schema = request.schema_for_model()
+    assert schema["$defs"]["RankScore"]["properties"]["index"]["maximum"] == 2
+    assert schema["$defs"]["RankScore"]["properties"]["index"]["minimum"] == 0
+    assert schema["properties"]["scores"]["minItems"] == 3
+    assert schema["properties"]["scores"]["maxItems"] == 3
+
+
+def test_build_rank_request_keeps_own_bound_when_batches_differ() -> None:
+    big = build_rank_request(_papers(*(f"2606.{i:05d}" for i in range(1, 8))), topic=TOPIC,
+                             interest=INTEREST, language="en")
+    small = build_rank_request(_papers("2606.00001", "2606.00002"), topic=TOPIC,
+                               interest=INTEREST, language="en")
+    index = "$defs", "RankScore", "properties", "index", "maximum"
+    assert _dig(big.schema_for_model(), index) == 6
+    assert _dig(small.schema_for_model(), index) == 1
+
+
+def _dig(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+class ByBatch:
+    """A fake completion answering each rank batch from the index bound in its schema."""
+
+    def __init__(self, answers: dict[int, dict[str, Any]]) -> None:
+        self.answers = answers  # batch size -> answer
+        self.sizes: list[int] = []
+
+    async def __call__(self, **kwargs: Any) -> SimpleNamespace:
+        schema = kwargs["response_format"]["schema"]
+        size = schema["$defs"]["RankScore"]["properties"]["index"]["maximum"] + 1
+        self.sizes.append(size)
+        content = json.dumps(self.answers[size])
+        return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(
+            content=content))], usage=None)
+
+
+async def _no_sleep(seconds: float) -> None:
+    raise AssertionError("no retry expected")
+
+
+def _client(completion: ByBatch) -> LLMClient:
+    return LLMClient(model="openai/fake-model", api_base="http://127.0.0.1:9/v1",
+                     api_key="sk-test", cache=LLMCache(), run_id="run", sleep=_no_sleep,
+                     completion=completion)
+
+
+def _scores(*pairs: tuple[int, int]) -> dict[str, Any]:
+    return {"scores": [{"index": i, "score": s} for i, s in pairs]}
+
+
+def _run_rank(papers: list[Paper], completion: ByBatch, top_n: int = 0) -> list[Any]:
+    return asyncio.run(rank_papers(_client(completion), papers, topic=TOPIC, interest=INTEREST,
+                                   categories=CATEGORIES, language="en", top_n=top_n))
+
+
+def test_rank_papers_uses_llm_scores_when_answer_valid() -> None:
+    papers = _papers("2606.00001", "2606.00002", "2606.00003")
+    completion = ByBatch({3: _scores((0, 1), (1, 9), (2, 5))})
+    result = _run_rank(papers, completion, top_n=2)
+    assert [(r.arxiv_id, r.score, r.source, r.selected) for r in result] == [
+        ("2606.00002", 9.0, "llm", True), ("2606.00003", 5.0, "llm", True),
+        ("2606.00001", 1.0, "llm", False)]
+
+
+def test_rank_papers_falls_back_to_heuristic_when_indices_out_of_range() -> None:
+    papers = [make_paper("2606.00001", categories=("math.AG",)),
+              make_paper("2606.00002", categories=("cs.CV",)),
+              make_paper("2606.00003", categories=("cs.LG", "cs.CV"))]
+    completion = ByBatch({3: _scores((0, 3), (7, 10), (2, 4))})
+    result = _run_rank(papers, completion)
+    assert completion.sizes == [3, 3]  # the answer and one repair, both out of range
+    assert [(r.arxiv_id, r.score, r.source) for r in result] == [
+        ("2606.00002", 5.0, "heuristic"), ("2606.00003", 3.0, "heuristic"),
+        ("2606.00001", 0.0, "heuristic")]
+
+
+def test_rank_papers_falls_back_per_batch_when_one_batch_invalid() -> None:
+    papers = _papers(*(f"2606.{i:05d}" for i in range(1, 28)))  # batches of 25 and 2
+    completion = ByBatch({25: _scores(*((i, 1) for i in range(25))),
+                          2: _scores((2, 10), (0, 10))})
+    result = _run_rank(papers, completion)
+    assert sorted(completion.sizes) == [2, 2, 25]
+    sources = {r.arxiv_id: r.source for r in result}
+    assert {sources[p.arxiv_id] for p in papers[:25]} == {"llm"}
+    assert {sources[p.arxiv_id] for p in papers[25:]} == {"heuristic"}

@@ -1,0 +1,272 @@
+"""Tests of the per-paper analysis Markdown and the day's executive summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import date
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from tasks.executive_summary import (
+    ExecutiveSummary,
+    PaperNote,
+    build_summary_request,
+    fallback_summary,
+    render_summary,
+    summarize_day,
+)
+from tasks.llm import LLMCache, LLMClient, Outcome, parse_answer
+from tasks.render import Digest, DigestPaper, render_digest, validate_digest
+from tasks.summarize import (
+    AbstractAnalysis,
+    FulltextAnalysis,
+    analyse_papers,
+    analysis_row,
+    render_abstract_analysis,
+    render_fulltext_analysis,
+)
+from tests.conftest import make_paper
+from tests.servers.fake_llm import FakeLLMServer
+
+pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
+
+DAY = date(2026, 6, 30)
+TOPIC = "Computer Vision"
+HOSTILE = "## heading [link](http://x) <script>alert(1)</script>"
+
+ABSTRACT_SECTIONS = {
+    "zh": ["**1. 论文的主要贡献（2-3句话）**", "**2. 关键创新或方法论**",
+           "**3. 对该领域的潜在影响**", "**4. 可能受益于此研究的相关领域或应用**",
+           "**5. 从摘要中可以推断出的局限性**"],
+    "en": ["**1. Main contribution (2-3 sentences)**", "**2. Key innovations or methodology**",
+           "**3. Potential impact on the field**",
+           "**4. Related areas or applications that could benefit**",
+           "**5. Limitations inferable from the abstract**"],
+}
+RELEVANCE = {"zh": f"**对{TOPIC}领域的趣味性或重要性：**", "en": f"**Why it matters for {TOPIC}:**"}
+FULLTEXT_SECTIONS = {
+    "zh": ["**摘要：**", "**关键创新与方法论贡献：**", "**主要结果及其意义：**",
+           "**论文中提到的局限性：**", "**潜在的未来研究方向：**", "**总结：**"],
+    "en": ["**Summary:**", "**Key innovations and methodology:**",
+           "**Main results and their significance:**", "**Limitations stated in the paper:**",
+           "**Potential future directions:**", "**Conclusion:**"],
+}
+
+
+def abstract_analysis(text: str = "Plain text.") -> AbstractAnalysis:
+    return AbstractAnalysis(contribution=f"Contribution. {text}", innovations=[f"Inn {text}"],
+                            impact=[f"Impact {text}", "More impact."],
+                            applications=[f"App {text}"], limitations=[f"Lim {text}"],
+                            relevance=f"Relevant. {text}")
+
+
+def fulltext_analysis(text: str = "Plain text.") -> FulltextAnalysis:
+    return FulltextAnalysis(research_question=f"Question. {text}",
+                            innovations=[f"First {text}", "Second."], results=[f"Res {text}"],
+                            limitations=[f"Lim {text}"], future_directions=[f"Fut {text}"],
+                            conclusion=f"Done. {text}")
+
+
+def bold_lines(markdown: str) -> list[str]:
+    return [line for line in markdown.split("\n") if re.fullmatch(r"\*\*[^*]+\*\*", line)]
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_render_abstract_analysis_has_five_sections_when_rendered(language: str) -> None:
+    paper = make_paper(title="Depth from focus")
+    markdown = render_abstract_analysis(paper, abstract_analysis(), language, TOPIC)
+    lines = bold_lines(markdown)
+    assert [line for line in lines if re.match(r"\*\*[1-5]\. ", line)] == \
+        ABSTRACT_SECTIONS[language]
+    assert lines[-1] == RELEVANCE[language]
+    title = "**论文摘要分析：Depth from focus**" if language == "zh" else \
+        "**Abstract analysis: Depth from focus**"
+    assert lines[0] == title
+    blocks = markdown.split("\n\n")
+    assert blocks[blocks.index(ABSTRACT_SECTIONS[language][2]) + 1] == \
+        "*   Impact Plain text.\n*   More impact."
+    assert blocks[-1] == "Relevant. Plain text."
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_render_fulltext_analysis_has_six_sections_when_rendered(language: str) -> None:
+    paper = make_paper(title="Depth from focus", authors=("Ada Lovelace", "Alan Turing"))
+    markdown = render_fulltext_analysis(paper, fulltext_analysis(), language)
+    lines = [line for line in markdown.split("\n") if line in FULLTEXT_SECTIONS[language]]
+    assert lines == FULLTEXT_SECTIONS[language]
+    authors = "**作者：** Ada Lovelace, Alan Turing" if language == "zh" else \
+        "**Authors:** Ada Lovelace, Alan Turing"
+    assert authors in markdown.split("\n")
+    assert "1.  First Plain text.\n2.  Second." in markdown
+    assert markdown.split("\n\n")[-1] == "Done. Plain text."
+
+
+def _hostile_markdown() -> list[str]:
+    """Both templates with every model field set to the hostile text (nothing in front)."""
+    paper = make_paper(title=f"Title {HOSTILE}")
+    items = [HOSTILE, HOSTILE]
+    abstract = AbstractAnalysis(contribution=HOSTILE, innovations=items, impact=items,
+                                applications=items, limitations=items, relevance=HOSTILE)
+    fulltext = FulltextAnalysis(research_question=HOSTILE, innovations=items, results=items,
+                                limitations=items, future_directions=items, conclusion=HOSTILE)
+    return [render_abstract_analysis(paper, abstract, "en", TOPIC),
+            render_fulltext_analysis(paper, fulltext, "zh")]
+
+
+def test_render_analysis_escapes_links_and_html_when_model_text_hostile() -> None:
+    for markdown in _hostile_markdown():
+        assert "[link](http://x)" not in markdown
+        assert "<script" not in markdown.replace("\\<script", "")
+        assert not re.search(r"(?<!\\)\]\(", markdown)
+        assert "\\[link\\](http://x)" in markdown
+
+
+def test_render_analysis_adds_no_heading_when_model_text_hostile() -> None:
+    for markdown in _hostile_markdown():
+        assert not [line for line in markdown.split("\n") if line.lstrip("*0123456789. ")
+                    .startswith("#")]
+
+
+def test_render_digest_stays_valid_when_analysis_and_summary_hostile() -> None:
+    paper = make_paper(title=f"Title {HOSTILE}")
+    analysis = render_abstract_analysis(paper, abstract_analysis(HOSTILE), "en", TOPIC)
+    summary = ExecutiveSummary(
+        overview=HOSTILE, themes=[HOSTILE], emerging=[HOSTILE],
+        highlights=[PaperNote(arxiv_id=paper.versioned_id, note=HOSTILE)],
+        recommended=[PaperNote(arxiv_id=paper.versioned_id, note=HOSTILE)])
+    summary_md = render_summary(summary, [paper], day=DAY, topic=TOPIC, language="en")
+    digest = Digest(digest_date=DAY, topic=TOPIC, executive_summary_md=summary_md,
+                    papers=(DigestPaper(
+                        arxiv_id=paper.versioned_id, title=paper.title, authors=paper.authors,
+                        published=paper.published.date(), categories=paper.categories,
+                        abstract=paper.abstract, analysis_md=analysis,
+                        key_findings=("We find results.",)),))
+    markdown = render_digest(digest)
+    assert validate_digest(markdown) == []
+    assert "<script" not in markdown.replace("\\<script", "")
+    assert "](http://x)" not in markdown.replace("\\](http://x)", "")
+
+
+def test_analysis_row_records_failure_when_outcome_empty() -> None:
+    row = analysis_row(make_paper(), Outcome(None, "invalid", "bad"), None, topic=TOPIC,
+                       language="en")
+    assert (row.template, row.markdown, row.fields_json, row.status, row.error) == (
+        "abstract", None, None, "invalid", "bad")
+
+
+def test_analyse_papers_renders_zh_markdown_when_fake_llm_answers(fake_llm: FakeLLMServer
+                                                                  ) -> None:
+    papers = [make_paper("2606.00001", title="Depth"), make_paper("2606.00002", title="Focus")]
+    client = LLMClient(model="openai/fake-model", api_base=fake_llm.base_url,
+                       api_key="sk-test", cache=LLMCache(), run_id="run")
+    rows = asyncio.run(analyse_papers(client, papers, {"2606.00002": "Full text here."},
+                                      topic=TOPIC, language="zh"))
+    assert [(r.arxiv_id, r.template, r.status) for r in rows] == [
+        ("2606.00001", "abstract", "ok"), ("2606.00002", "fulltext", "ok")]
+    assert all(s in (rows[0].markdown or "") for s in ABSTRACT_SECTIONS["zh"])
+    assert all(s in (rows[1].markdown or "") for s in FULLTEXT_SECTIONS["zh"])
+    assert set(json.loads(rows[1].fields_json or "{}")) == set(FulltextAnalysis.model_fields)
+
+
+# -- executive summary ----------------------------------------------------------------------------
+
+
+def _day_papers() -> list[Any]:
+    return [make_paper("2606.00001", title="Depth from focus"),
+            make_paper("2606.00002", version=2, title="Seeing in the dark")]
+
+
+def _summary_json(*ids: str) -> str:
+    notes = [{"arxiv_id": i, "note": "worth it"} for i in ids]
+    return json.dumps({"overview": "A day.", "themes": ["depth"], "highlights": notes,
+                       "emerging": ["night vision"], "recommended": notes[:1]})
+
+
+def test_summary_validation_rejects_answer_when_id_invented() -> None:
+    request = build_summary_request(_day_papers(), {}, day=DAY, topic=TOPIC, language="en")
+    with pytest.raises(ValueError, match=r"2606\.99999v1"):
+        parse_answer(request, _summary_json("2606.00001v1", "2606.99999v1"))
+    with pytest.raises(ValueError, match=r"2606\.00002v1"):  # right paper, wrong version
+        parse_answer(request, _summary_json("2606.00002v1"))
+
+
+def test_summary_validation_accepts_answer_when_ids_real() -> None:
+    request = build_summary_request(_day_papers(), {}, day=DAY, topic=TOPIC, language="en")
+    answer = parse_answer(request, _summary_json("2606.00002v2", "2606.00001v1"))
+    assert [n.arxiv_id for n in answer.highlights] == ["2606.00002v2", "2606.00001v1"]
+
+
+def test_summary_schema_restricts_ids_when_built() -> None:
+    request = build_summary_request(_day_papers(), {}, day=DAY, topic=TOPIC, language="zh")
+    schema = request.schema_for_model()
+    assert schema["$defs"]["PaperNote"]["properties"]["arxiv_id"]["enum"] == [
+        "2606.00001v1", "2606.00002v2"]
+    other = build_summary_request([make_paper("2606.00003")], {}, day=DAY, topic=TOPIC,
+                                  language="zh")
+    assert other.schema_for_model()["$defs"]["PaperNote"]["properties"]["arxiv_id"][
+        "enum"] == ["2606.00003v1"]
+    assert "enum" not in ExecutiveSummary.model_json_schema()["$defs"]["PaperNote"][
+        "properties"]["arxiv_id"]
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_fallback_summary_lists_real_titles_when_llm_unavailable(language: str) -> None:
+    text = fallback_summary(_day_papers(), language=language)
+    assert "1.  **Depth from focus** (2606.00001v1)" in text.split("\n")
+    assert "2.  **Seeing in the dark** (2606.00002v2)" in text.split("\n")
+    assert "2" in text.split("\n")[0]
+
+
+def test_render_summary_names_papers_by_our_titles_when_model_cites_ids() -> None:
+    summary = ExecutiveSummary(
+        overview="A day.", themes=["depth"], emerging=["night"],
+        highlights=[PaperNote(arxiv_id="2606.00002v2", note="Title: Fake Title")],
+        recommended=[PaperNote(arxiv_id="2606.00001v1", note="read it")])
+    text = render_summary(summary, _day_papers(), day=DAY, topic=TOPIC, language="en")
+    assert "*   **Seeing in the dark** (2606.00002v2): Title: Fake Title" in text
+    assert "1.  **Depth from focus** (2606.00001v1): read it" in text
+    assert "2026-06-29" in text.split("\n")[0]  # the papers' publication day
+
+
+class Answers:
+    def __init__(self, content: str) -> None:
+        self.content = content
+        self.calls = 0
+
+    async def __call__(self, **kwargs: Any) -> SimpleNamespace:
+        self.calls += 1
+        return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(
+            content=self.content))], usage=None)
+
+
+def _summarize(completion: Answers, papers: list[Any]) -> tuple[str, Outcome]:
+    client = LLMClient(model="openai/fake-model", api_base="http://127.0.0.1:9/v1",
+                       api_key="sk-test", cache=LLMCache(), run_id="run", completion=completion)
+    return asyncio.run(summarize_day(client, papers, {}, day=DAY, topic=TOPIC, language="en"))
+
+
+def test_summarize_day_falls_back_when_model_keeps_inventing_ids() -> None:
+    completion = Answers(_summary_json("2606.99999v1"))
+    text, outcome = _summarize(completion, _day_papers())
+    assert outcome.status == "invalid"
+    assert completion.calls == 2
+    assert "2606.99999" not in text
+    assert text == fallback_summary(_day_papers(), language="en")
+
+
+def test_summarize_day_renders_summary_when_ids_real() -> None:
+    text, outcome = _summarize(Answers(_summary_json("2606.00001v1")), _day_papers())
+    assert outcome.status == "ok"
+    assert "**Depth from focus** (2606.00001v1): worth it" in text
+
+
+def test_summarize_day_makes_no_call_when_no_papers() -> None:
+    completion = Answers(_summary_json("2606.00001v1"))
+    text, outcome = _summarize(completion, [])
+    assert completion.calls == 0
+    assert outcome.status == "ok"
+    assert "0" in text
