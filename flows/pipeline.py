@@ -54,7 +54,7 @@ def process_day(settings: Settings, lake: Lake, day: date, run: RunRecord,
     re-renders that day's digest.
     """
     primary = day in plan.primary
-    with day_lease(day):
+    with day_lease(lake, day):
         with timed(run, "fetch"):
             window = fetch_day(settings, day)
         if primary:

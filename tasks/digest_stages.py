@@ -48,35 +48,33 @@ class DayLLM:
 
 
 def open_day_llm(settings: Settings, lake: Lake, day: date, run_id: str) -> DayLLM:
-    table = lake.read_day("llm_cache", day)
-    entries = {} if table is None else {
-        row["cache_key"]: {"stage": row["stage"], "subject": row["subject"],
-                           "content": row["content"]} for row in table.to_pylist()}
+    table = lake.read_partition("llm_cache", day)
+    entries = {row["cache_key"]: {"stage": row["stage"], "subject": row["subject"],
+                                  "content": row["content"]} for row in table.to_pylist()}
+
+    def persist(key: str, entry: dict[str, str]) -> None:
+        # One immutable, content-addressed file per answer: crash-safe and never rewritten.
+        lake.write_day_file("llm_cache", day, f"{key}.parquet",
+                            lake.rows("llm_cache", [{"cache_key": key, **entry}]))
+
     api_key = None
     if settings.llm_api_base:
         api_key = (settings.openai_api_key.get_secret_value() if settings.openai_api_key
                    else "sk-no-key-needed")
     client = LLMClient(model=settings.llm_model, api_base=settings.llm_api_base,
-                       api_key=api_key, cache=LLMCache(entries), run_id=run_id,
+                       api_key=api_key, cache=LLMCache(entries, persist),
+                       run_id=run_id,
                        concurrency=settings.llm_concurrency, rpm=settings.llm_rpm,
                        timeout_s=settings.llm_timeout_s, backoff_s=settings.llm_backoff_s)
     return DayLLM(day, client)
-
-
-def flush_llm(lake: Lake, llm: DayLLM) -> None:
-    """Persist new cache entries (so a crash later repeats no finished call) and the call log."""
-    cache = llm.client.cache
-    if cache.new_keys:
-        rows = [{"cache_key": k, **v} for k, v in sorted(cache.entries.items())]
-        lake.write_day("llm_cache", llm.day, lake.rows("llm_cache", rows))
-        cache.new_keys.clear()
 
 
 def record_llm_calls(lake: Lake, llm: DayLLM, run_id: str) -> dict[str, float]:
     calls = llm.client.calls
     if calls:
         rows = [{**asdict(c), "run_id": run_id} for c in calls]
-        lake.append_day("llm_calls", llm.day, f"run-{run_id}", lake.rows("llm_calls", rows))
+        lake.write_day_file("llm_calls", llm.day, f"run-{run_id}.parquet",
+                            lake.rows("llm_calls", rows))
     made = [c for c in calls if not c.cache_hit]
     return {"llm_calls": len(made), "cache_hits": len(calls) - len(made),
             "cost_usd": round(sum(c.cost_usd for c in made), 6),
@@ -95,7 +93,6 @@ def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -
         llm.client, papers, topic=settings.topic, interest=settings.interest,
         categories=settings.categories, language=settings.language, top_n=settings.top_n))
     lake.write_day("rankings", llm.day, lake.rows("rankings", [asdict(r) for r in rankings]))
-    flush_llm(lake, llm)
     return rankings
 
 
@@ -112,7 +109,6 @@ def analyse_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]
     analyses = llm.run(analyse_papers(llm.client, papers, fulltexts, topic=settings.topic,
                                       language=settings.language))
     lake.write_day("analyses", llm.day, lake.rows("analyses", [asdict(a) for a in analyses]))
-    flush_llm(lake, llm)
     return analyses
 
 
@@ -124,7 +120,6 @@ def extract_key_findings_day(settings: Settings, lake: Lake, llm: DayLLM,
              "start_offset": f.start, "end_offset": f.end, "source": f.source}
             for p in papers for f in findings[p.arxiv_id]]
     lake.write_day("key_findings", llm.day, lake.rows("key_findings", rows))
-    flush_llm(lake, llm)
     return findings
 
 
@@ -135,7 +130,6 @@ def summarize_day_task(settings: Settings, lake: Lake, llm: DayLLM, papers: list
     summary, outcome = llm.run(summarize_day(llm.client, papers, gists,  # type: ignore[arg-type]
                                              day=llm.day, topic=settings.topic,
                                              language=settings.language))
-    flush_llm(lake, llm)
     return summary, outcome.status
 
 

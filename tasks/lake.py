@@ -335,10 +335,27 @@ class Lake:
         except OSError as exc:
             raise LakeError(f"cannot write {path}: {_short(exc)}") from None
 
-    def append_day(self, table: str, day: date, name: str, rows: pa.Table) -> None:
-        """An append-only log (llm_calls): one more file in the day's partition."""
-        self._put(self.day_path(table, day, f"{name}.parquet"),
-                  parquet_bytes(rows.cast(SCHEMAS[table])))
+    def write_day_file(self, table: str, day: date, name: str, rows: pa.Table) -> None:
+        """One more file in a day's partition (append-only datasets: llm_calls, llm_cache)."""
+        self._put(self.day_path(table, day, name), parquet_bytes(rows.cast(SCHEMAS[table])))
+
+    def read_partition(self, table: str, day: date) -> pa.Table:
+        """Every file of one day's partition of an append-only dataset."""
+        directory = f"{self.table_dir(table)}/{PARTITION}={day.isoformat()}"
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
+            files = sorted(i.path for i in infos if i.type == pafs.FileType.File
+                           and i.path.endswith(".parquet")
+                           and not i.path.rsplit("/", 1)[-1].startswith("."))
+            tables = []
+            for path in files:
+                with self.fs.open_input_file(path) as handle:
+                    tables.append(pq.ParquetFile(handle).read())
+        except OSError as exc:
+            raise LakeError(f"cannot read {directory}: {_short(exc)}") from None
+        if not tables:
+            return SCHEMAS[table].empty_table()
+        return pa.concat_tables([t.cast(SCHEMAS[table]) for t in tables])
 
     def write_run(self, run_id: str, rows: pa.Table) -> None:
         """One file per run record under runs/, so a catalog rebuild keeps the run history."""

@@ -104,9 +104,11 @@ class Outcome(Generic[T]):
 
 @dataclass
 class LLMCache:
-    """Raw answers by cache key. Loaded from and flushed to the lake by the caller."""
+    """Raw answers by cache key; `persist` stores each new answer the moment it is known valid,
+    so a run killed mid-stage repeats no finished call."""
 
     entries: dict[str, dict[str, str]] = field(default_factory=dict)
+    persist: Callable[[str, dict[str, str]], None] | None = None
     new_keys: list[str] = field(default_factory=list)
 
     def get(self, key: str) -> str | None:
@@ -114,9 +116,13 @@ class LLMCache:
         return entry["content"] if entry else None
 
     def put(self, key: str, stage: str, subject: str, content: str) -> None:
-        if key not in self.entries:
-            self.new_keys.append(key)
-        self.entries[key] = {"stage": stage, "subject": subject, "content": content}
+        if key in self.entries:
+            return
+        entry = {"stage": stage, "subject": subject, "content": content}
+        if self.persist is not None:
+            self.persist(key, entry)
+        self.new_keys.append(key)
+        self.entries[key] = entry
 
 
 class RateLimiter:
