@@ -103,7 +103,10 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
             logger.error("digest %s failed: %s", day, exc)
             if plan.stop_on_error:
                 raise
-        logger.info("digest %s: %s", day, plan.done.get(day.isoformat(), "failed"))
+        if day.isoformat() in plan.done:
+            logger.info("digest %s: %s", day, plan.done[day.isoformat()])
+        elif day.isoformat() not in plan.failed:
+            logger.info("digest %s: lookback re-scan found nothing new", day)
         if progress is not None:
             with lock:
                 finished = len(plan.done) + len(plan.failed)

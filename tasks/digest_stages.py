@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
+import uuid
 from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -19,7 +19,7 @@ from tasks.executive_summary import summarize_day
 from tasks.fulltext import fetch_fulltexts
 from tasks.key_findings import Finding, extract_key_findings
 from tasks.lake import Lake, papers_from_table
-from tasks.llm import LLMCache, LLMClient
+from tasks.llm import LLMCache, LLMClient, run_on_llm_loop
 from tasks.models import Paper
 from tasks.prompts import prompts_fingerprint
 from tasks.rank import Ranking, rank_papers
@@ -42,9 +42,7 @@ class DayLLM:
     client: LLMClient
 
     def run(self, coro: Coroutine[Any, Any, R]) -> R:
-        # Each stage runs its own event loop; the client's semaphore is bound per loop.
-        self.client.reset_loop_state()
-        return asyncio.run(coro)
+        return run_on_llm_loop(coro)
 
 
 def open_day_llm(settings: Settings, lake: Lake, day: date, run_id: str) -> DayLLM:
@@ -154,7 +152,8 @@ def write_if_changed(path: Path, text: str) -> bool:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    # A unique temporary name: parallel days render the shared index at the same time.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return True

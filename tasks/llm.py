@@ -7,9 +7,10 @@ import hashlib
 import json
 import random
 import re
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +21,26 @@ from arxiv_digest.errors import ConfigError
 from tasks.prompts import Prompt
 
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
+
+_LOOP_LOCK = threading.Lock()
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def run_on_llm_loop(coro: Coroutine[Any, Any, R]) -> R:
+    """Run a coroutine on the process's one LLM event loop (a daemon thread), and wait.
+
+    litellm keeps process-wide async state (its logging worker, HTTP clients) bound to the
+    first loop it sees; one long-lived loop shared by every stage and parallel day keeps
+    that state valid, and lets parallel days share the loop's concurrency.
+    """
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP.is_closed():
+            _LOOP = asyncio.new_event_loop()
+            threading.Thread(target=_LOOP.run_forever, name="llm-loop", daemon=True).start()
+        loop = _LOOP
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
 TEMPERATURE = 0.0
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
@@ -230,11 +251,6 @@ class LLMClient:
         self._semaphore: asyncio.Semaphore | None = None
         self._limiter_rpm = rpm
         self._limiter = RateLimiter(rpm, clock, sleep)
-
-    def reset_loop_state(self) -> None:
-        """Forget loop-bound primitives before a new event loop runs this client."""
-        self._semaphore = None
-        self._limiter = RateLimiter(self._limiter_rpm, self._clock, self._sleep)
 
     def response_format(self, request: LLMRequest[Any]) -> dict[str, Any]:
         """JSON constrained by the schema, in the dialect the endpoint understands.

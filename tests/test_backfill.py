@@ -63,3 +63,24 @@ def test_backfill_reports_failed_day_and_keeps_the_others(three_days, monkeypatc
     with pytest.raises(DigestError, match=r"1 of 4 days failed \(first: 2026-07-04"):
         backfill(start=START, end=date(2026, 7, 4), max_parallel_days=2)
     assert counts() == (3 * 267, 3 * 267, 3)
+
+
+def test_daily_and_backfill_together_on_overlapping_days_double_nothing(three_days):
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows.daily import daily_digest
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [pool.submit(contextvars.copy_context().run, backfill, start=START, end=END,
+                            max_parallel_days=2),
+                pool.submit(contextvars.copy_context().run, daily_digest, date=END)]
+        for job in jobs:
+            job.result()
+    assert counts() == (3 * 267, 3 * 267, 3)
+    with open_catalog(load_settings(), read_only=True) as con:
+        for sql in ("SELECT count(*) - count(DISTINCT digest_date) FROM digests",
+                    "SELECT count(*) - count(DISTINCT (digest_date, arxiv_id)) FROM rankings",
+                    "SELECT count(*) - count(DISTINCT (arxiv_id, ordinal)) FROM key_findings",
+                    "SELECT count(*) - count(DISTINCT arxiv_id) FROM analyses"):
+            assert con.execute(sql).fetchone() == (0,), sql

@@ -71,7 +71,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -704,6 +704,9 @@ class FakeLLMServer:
         self._attempts: Counter[str] = Counter()
         self._in_flight = 0
         self.max_in_flight = 0
+        # Called with the 1-based number of each chat request before it is answered; tests use
+        # it to act at an exact point (e.g. kill the client process mid-stage).
+        self.on_request: Callable[[int], None] | None = None
         self.set_faults(faults)
         self._host = host
         self._port = port
@@ -821,6 +824,9 @@ class FakeLLMServer:
             # concurrent clients; building an answer takes well under a millisecond.
             reply, record = self._answer(body)
             self._calls.append(record)
+            number = len(self._calls)
+        if self.on_request is not None:
+            self.on_request(number)
         reply.delay_s += self._latency_s
         return reply
 
