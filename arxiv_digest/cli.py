@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--parallel", type=int, default=2, metavar="N",
                           help="days processed at once (default 2)")
     backfill.add_argument("--force", action="store_true", help="redo days already finished")
+    backfill.add_argument("--distributed", action="store_true",
+                          help="fan days out to the work pool of the `backfill` deployment")
+    backfill.add_argument("--deployment", default="backfill/backfill",
+                          help="deployment used by --distributed (default backfill/backfill)")
 
     catalog = sub.add_parser("catalog", help="manage the DuckDB catalog")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
@@ -141,6 +145,15 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     _install_log_filter()
     if args.parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, not {args.parallel}")
+    if args.distributed:
+        from flows.backfill import distributed_backfill
+
+        result = distributed_backfill(start=start, end=end, deployment=args.deployment,
+                                      allow_empty=args.allow_empty, confirmed=args.yes,
+                                      digest=not args.ingest_only, force=args.force)
+        print(f"distributed backfill {start}..{end}: {result['fanned_out']} day runs, "
+              f"{len(result['skipped'])} skipped as finished; catalog rebuilt from the lake")
+        return 0
     summary = backfill(start=start, end=end, max_parallel_days=args.parallel,
                        allow_empty=args.allow_empty, confirmed=args.yes,
                        digest=not args.ingest_only, force=args.force)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.runtime import flow_run
 
 from arxiv_digest.dates import date_range, today_utc
 from arxiv_digest.errors import DigestError
 from arxiv_digest.settings import load_settings
 from flows.pipeline import DayPlan, run_days
+from tasks.catalog import rebuild_catalog
 from tasks.digest_stages import day_complete
 from tasks.lake import open_lake
 
@@ -46,6 +51,61 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             ("days failed", len(summary["failed"])), ("papers added", summary["papers_added"]),
             ("LLM calls", summary["llm_calls"]), ("cost (USD)", summary["cost_usd"])]
     return "| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+@flow(name="distributed-backfill")
+def distributed_backfill(start: date, end: date, deployment: str = "backfill/backfill",
+                         allow_empty: bool = False, confirmed: bool = False,
+                         digest: bool = True, force: bool = False,
+                         poll_seconds: float = 5.0) -> dict[str, Any]:
+    """Fan the unfinished days out to a work pool, one single-day backfill run each.
+
+    Workers on any machine pick the runs up; the lake (S3, or a path all workers share) is the
+    only shared state, and day leases keep two runs off one day. When every run has ended, this
+    machine's DuckDB catalog is rebuilt from the lake.
+    """
+    logger = get_run_logger()
+    settings = load_settings()
+    days = date_range(start, end, today_utc(), confirmed=confirmed)
+    lake = open_lake(settings)
+    todo = [d for d in days if force or not day_complete(settings, lake, d, digest)]
+    parent = str(flow_run.id or "local")
+    children = {
+        d: run_deployment(
+            deployment, timeout=0, as_subflow=False,
+            parameters={"start": d.isoformat(), "end": d.isoformat(), "max_parallel_days": 1,
+                        "allow_empty": allow_empty, "digest": digest, "force": force},
+            # A retried fan-out finds the runs it already created instead of doubling them.
+            idempotency_key=f"{parent}:{d.isoformat()}").id
+        for d in todo}
+    logger.info("fanned out %d day(s) to %s; %d already finished", len(children), deployment,
+                len(days) - len(todo))
+    states = wait_for_runs(children, poll_seconds)
+    counts = rebuild_catalog(settings, lake)
+    failed = sorted(d.isoformat() for d, s in states.items() if s != "COMPLETED")
+    summary = {"days": [d.isoformat() for d in days], "fanned_out": len(children),
+               "skipped": [d.isoformat() for d in days if d not in todo], "failed": failed,
+               "catalog": counts}
+    if failed:
+        raise DigestError(f"distributed backfill: {len(failed)} day run(s) did not complete "
+                          f"(first: {failed[0]}); re-run to resume")
+    return summary
+
+
+def wait_for_runs(runs: dict[date, Any], poll_seconds: float) -> dict[date, str]:
+    """Each run's final state name, polling the API until all are final."""
+    final: dict[date, str] = {}
+    with get_client(sync_client=True) as client:
+        while len(final) < len(runs):
+            for day, run_id in runs.items():
+                if day in final:
+                    continue
+                state = client.read_flow_run(run_id).state
+                if state is not None and state.is_final():
+                    final[day] = state.type.value
+            if len(final) < len(runs):
+                time.sleep(poll_seconds)
+    return final
 
 
 if __name__ == "__main__":
