@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import random
@@ -79,7 +80,7 @@ class LLMRequest(Generic[T]):
     json_schema: dict[str, Any] | None = None
 
     def schema_for_model(self) -> dict[str, Any]:
-        return self.json_schema or self.schema.model_json_schema()
+        return self.json_schema or _schema_of(self.schema)
 
     def cache_key(self, model: str, messages: list[dict[str, str]] | None = None) -> str:
         """Hash of everything that decides the answer (DESIGN.md: one cache, one key)."""
@@ -166,6 +167,11 @@ class RateLimiter:
             self._next = start + self.interval
         if start > now:
             await self._sleep(start - now)
+
+
+@functools.cache
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
 
 
 def extract_json(content: str) -> str:
@@ -280,7 +286,8 @@ class LLMClient:
         except ValueError as exc:
             problem = str(exc)
         else:
-            self.cache.put(key, request.stage, request.subject, content)
+            # Persisting writes a file: off the event loop, so other calls keep flowing.
+            await asyncio.to_thread(self.cache.put, key, request.stage, request.subject, content)
             return Outcome(value, "ok")
         repair = [*request.messages,
                   {"role": "assistant", "content": content[:4000]},
@@ -294,8 +301,9 @@ class LLMClient:
             value = parse_answer(request, repaired)
         except ValueError as exc:
             return Outcome(None, "invalid", f"invalid answer after one repair: {exc}")
-        self.cache.put(key, request.stage, request.subject, content)
-        self.cache.put(repair_key, request.stage, request.subject, repaired)
+        await asyncio.to_thread(self.cache.put, key, request.stage, request.subject, content)
+        await asyncio.to_thread(self.cache.put, repair_key, request.stage, request.subject,
+                                repaired)
         return Outcome(value, "repaired")
 
     async def structured_many(self, requests: Iterable[LLMRequest[T]]) -> list[Outcome[T]]:

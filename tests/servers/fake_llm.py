@@ -962,6 +962,10 @@ class _Handler(BaseHTTPRequestHandler):
         with llm._tracking():
             if self._path() == "/chat/completions":
                 reply = llm.handle_chat(raw)
+            elif self._path() == "/control/latency":
+                # Lets a benchmark change the fixed latency of a server in another process.
+                llm.set_latency(float(json.loads(raw or b"{}").get("ms", 0)))
+                reply = _Reply(200, {"latency_ms": llm._latency_s * 1000})
             else:
                 reply = _error(404, f"unknown path {self.path}", "invalid_request_error")
             if not llm._hold(reply.delay_s):

@@ -1,0 +1,1 @@
+"""Benchmarks of arxiv-digest (python -m bench)."""
