@@ -30,9 +30,11 @@ def produce_digest(settings: Settings, lake: Lake, day: date, run_id: str,
         chosen = {r.arxiv_id: r.rank for r in rankings if r.selected}
         selected = sorted((p for p in papers if p.arxiv_id in chosen),
                           key=lambda p: chosen[p.arxiv_id])
+        # Key findings need no PDF: their calls share the LLM's concurrency with the analyses.
+        findings_future = extract_key_findings_day.submit(settings, lake, llm, selected)
         fulltexts = fetch_fulltext_day(settings, selected)
         analyses = analyse_day(settings, lake, llm, selected, fulltexts)
-        findings = extract_key_findings_day(settings, lake, llm, selected)
+        findings = findings_future.result()
         summary_md, summary_status = summarize_day_task(settings, lake, llm, selected, analyses)
     finally:
         usage = record_llm_calls(lake, llm, run_id)
