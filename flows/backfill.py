@@ -17,7 +17,7 @@ from arxiv_digest.errors import DigestError
 from arxiv_digest.settings import load_settings
 from flows.pipeline import DayPlan, run_days
 from tasks.catalog import rebuild_catalog
-from tasks.digest_stages import day_complete
+from tasks.digest_stages import day_complete, write_outputs_from_lake
 from tasks.lake import open_lake
 
 
@@ -80,8 +80,10 @@ def distributed_backfill(start: date, end: date, deployment: str = "backfill/bac
         for d in todo}
     logger.info("fanned out %d day(s) to %s; %d already finished", len(children), deployment,
                 len(days) - len(todo))
-    states = wait_for_runs(children, poll_seconds)
+    states = wait_for_runs(children, poll_seconds, logger)
     counts = rebuild_catalog(settings, lake)
+    if digest:
+        write_outputs_from_lake(settings, lake, days)
     failed = sorted(d.isoformat() for d, s in states.items() if s != "COMPLETED")
     summary = {"days": [d.isoformat() for d in days], "fanned_out": len(children),
                "skipped": [d.isoformat() for d in days if d not in todo], "failed": failed,
@@ -92,17 +94,25 @@ def distributed_backfill(start: date, end: date, deployment: str = "backfill/bac
     return summary
 
 
-def wait_for_runs(runs: dict[date, Any], poll_seconds: float) -> dict[date, str]:
-    """Each run's final state name, polling the API until all are final."""
+def wait_for_runs(runs: dict[date, Any], poll_seconds: float, logger: Any) -> dict[date, str]:
+    """Each run's final state name, polling the API until all are final (progress logged)."""
     final: dict[date, str] = {}
+    reported = -1
     with get_client(sync_client=True) as client:
         while len(final) < len(runs):
+            waiting: dict[str, int] = {}
             for day, run_id in runs.items():
                 if day in final:
                     continue
                 state = client.read_flow_run(run_id).state
                 if state is not None and state.is_final():
                     final[day] = state.type.value
+                elif state is not None:
+                    waiting[state.type.value] = waiting.get(state.type.value, 0) + 1
+            if len(final) != reported:
+                reported = len(final)
+                logger.info("%d of %d day runs finished; waiting: %s (a run stays SCHEDULED "
+                            "until a worker polls the pool)", len(final), len(runs), waiting)
             if len(final) < len(runs):
                 time.sleep(poll_seconds)
     return final

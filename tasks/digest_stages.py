@@ -209,3 +209,13 @@ def day_complete(settings: Settings, lake: Lake, day: date, digest: bool) -> boo
         wanted = settings.ingest_config_hash()
     return table is not None and table.num_rows == 1 and (
         table.column("config_hash")[0].as_py() == wanted)
+
+
+def write_outputs_from_lake(settings: Settings, lake: Lake, days: list[date]) -> None:
+    """DIGEST_OUTPUT_DIR made from the lake: the digests other machines rendered, and the index."""
+    output = Path(settings.output_dir)
+    for day in days:
+        table = lake.read_day("digests", day)
+        if table is not None and table.num_rows:
+            write_if_changed(output / f"{day.isoformat()}.md", table.column("markdown")[0].as_py())
+    write_if_changed(output / "README.md", render_index(lake))
