@@ -118,8 +118,12 @@ def sections(markdown: str) -> dict[str, str]:
 
 def test_prompt_injection_in_one_abstract_changes_nothing_outside_its_paper(
         llm_env, fake_llm, monkeypatch, tmp_path):
+    from prefect import flow
+
     from flows.digest_day import produce_digest
     from tests.servers.fake_llm import LLMFault
+
+    digest_one_day = flow(name="digest-one-day")(produce_digest)
 
     monkeypatch.setenv("DIGEST_TOP_N", "0")
     abstracts = {f"2606.0000{i}": f"We propose method {i}. It improves accuracy by {i}%. "
@@ -134,7 +138,7 @@ def test_prompt_injection_in_one_abstract_changes_nothing_outside_its_paper(
         settings = load_settings()
         lake = small_day(settings, {**abstracts, victim: abstracts[victim] + text})
         fake_llm.set_faults([LLMFault("injection", count=0)])
-        produce_digest(settings, lake, DAY, f"run-{name}", {})
+        digest_one_day(settings, lake, DAY, f"run-{name}", {})
         outputs[name] = (work / "out" / "2026-06-30.md").read_text(encoding="utf-8")
     injected = outputs["injected"]
     assert validate_digest(injected) == []
