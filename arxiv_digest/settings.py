@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     topic: str = "Computer Vision"
     interest: str = ""
     top_n: int = Field(10, ge=0)
+    # Abstract characters shown per paper when ranking (0: titles only, for small local models).
+    rank_abstract_chars: int = Field(600, ge=0)
     language: Literal["zh", "en"] = "zh"
     llm_model: str = "openai/local-model"
     llm_api_base: str | None = None

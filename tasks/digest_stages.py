@@ -89,7 +89,8 @@ def load_day_papers(lake: Lake, day: date) -> list[Paper]:
 def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -> list[Ranking]:
     rankings = llm.run(rank_papers(
         llm.client, papers, topic=settings.topic, interest=settings.interest,
-        categories=settings.categories, language=settings.language, top_n=settings.top_n))
+        categories=settings.categories, language=settings.language, top_n=settings.top_n,
+        abstract_chars=settings.rank_abstract_chars))
     lake.write_day("rankings", llm.day, lake.rows("rankings", [asdict(r) for r in rankings]))
     return rankings
 

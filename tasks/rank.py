@@ -58,10 +58,10 @@ def batches(papers: Sequence[Paper], size: int = BATCH_SIZE) -> list[Sequence[Pa
 
 
 def build_rank_request(batch: Sequence[Paper], *, topic: str, interest: str,
-                       language: str) -> LLMRequest[RankBatch]:
+                       language: str, abstract_chars: int = 600) -> LLMRequest[RankBatch]:
     prompt = load_prompt("rank", language)
     listing = "\n\n".join(
-        f"[{i}] {data_block_text(p.title)}\n{data_block_text(p.abstract[:600])}"
+        f"[{i}] {data_block_text(p.title)}\n{data_block_text(p.abstract[:abstract_chars])}"
         for i, p in enumerate(batch))
     size = len(batch)
 
@@ -93,12 +93,13 @@ def rank(papers: Sequence[Paper], llm_scores: dict[str, float], heuristic: dict[
 
 
 async def rank_papers(client: LLMClient, papers: Sequence[Paper], *, topic: str, interest: str,
-                      categories: Sequence[str], language: str, top_n: int) -> list[Ranking]:
+                      categories: Sequence[str], language: str, top_n: int,
+                      abstract_chars: int = 600) -> list[Ranking]:
     """Score the day in batches; a batch the LLM fails on falls back to the heuristic."""
     heuristic = {p.arxiv_id: heuristic_score(p, topic, interest, categories) for p in papers}
     groups = batches(papers)
-    requests = [build_rank_request(b, topic=topic, interest=interest, language=language)
-                for b in groups]
+    requests = [build_rank_request(b, topic=topic, interest=interest, language=language,
+                                   abstract_chars=abstract_chars) for b in groups]
     outcomes = await client.structured_many(requests)
     llm_scores: dict[str, float] = {}
     for group, outcome in zip(groups, outcomes, strict=True):
