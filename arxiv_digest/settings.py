@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     top_n: int = Field(10, ge=0)
     # Abstract characters shown per paper when ranking (0: titles only, for small local models).
     rank_abstract_chars: int = Field(600, ge=0)
+    # "llm": the model scores relevance; "heuristic": the documented offline score only (for
+    # models too small to rank, like the demo's local one).
+    rank_with: Literal["llm", "heuristic"] = "llm"
     language: Literal["zh", "en"] = "zh"
     llm_model: str = "openai/local-model"
     llm_api_base: str | None = None
@@ -100,6 +103,7 @@ def digest_config_hash(settings: Settings, prompts_fingerprint: str) -> str:
     relevant = {
         "ingest": settings.ingest_config_hash(), "topic": settings.topic,
         "interest": settings.interest, "top_n": settings.top_n, "language": settings.language,
+        "rank_with": settings.rank_with,
         "model": settings.llm_model, "fulltext": settings.fulltext, "prompts": prompts_fingerprint,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

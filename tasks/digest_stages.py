@@ -90,7 +90,7 @@ def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -
     rankings = llm.run(rank_papers(
         llm.client, papers, topic=settings.topic, interest=settings.interest,
         categories=settings.categories, language=settings.language, top_n=settings.top_n,
-        abstract_chars=settings.rank_abstract_chars))
+        abstract_chars=settings.rank_abstract_chars, use_llm=settings.rank_with == "llm"))
     lake.write_day("rankings", llm.day, lake.rows("rankings", [asdict(r) for r in rankings]))
     return rankings
 

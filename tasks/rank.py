@@ -94,9 +94,11 @@ def rank(papers: Sequence[Paper], llm_scores: dict[str, float], heuristic: dict[
 
 async def rank_papers(client: LLMClient, papers: Sequence[Paper], *, topic: str, interest: str,
                       categories: Sequence[str], language: str, top_n: int,
-                      abstract_chars: int = 600) -> list[Ranking]:
+                      abstract_chars: int = 600, use_llm: bool = True) -> list[Ranking]:
     """Score the day in batches; a batch the LLM fails on falls back to the heuristic."""
     heuristic = {p.arxiv_id: heuristic_score(p, topic, interest, categories) for p in papers}
+    if not use_llm:
+        return rank(papers, {}, heuristic, top_n)
     groups = batches(papers)
     requests = [build_rank_request(b, topic=topic, interest=interest, language=language,
                                    abstract_chars=abstract_chars) for b in groups]

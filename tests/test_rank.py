@@ -186,3 +186,24 @@ def test_rank_papers_falls_back_per_batch_when_one_batch_invalid() -> None:
     sources = {r.arxiv_id: r.source for r in result}
     assert {sources[p.arxiv_id] for p in papers[:25]} == {"llm"}
     assert {sources[p.arxiv_id] for p in papers[25:]} == {"heuristic"}
+
+
+def test_rank_papers_uses_only_heuristic_when_llm_ranking_off() -> None:
+    import asyncio
+
+    from tasks.llm import LLMCache, LLMClient
+    from tasks.rank import rank_papers
+
+    async def no_call(**_: object) -> None:
+        raise AssertionError("ranking with the heuristic must not call the LLM")
+
+    client = LLMClient(model="openai/fake-model", api_base="http://127.0.0.1:9/v1",
+                       api_key="sk-test", cache=LLMCache(), run_id="run", completion=no_call)
+    papers = [make_paper("2606.00001", title="Vision transformers"),
+              make_paper("2606.00002", categories=("cs.LG",), title="Graphs")]
+    rankings = asyncio.run(rank_papers(client, papers, topic="Computer Vision", interest="",
+                                       categories=["cs.CV"], language="en", top_n=1,
+                                       use_llm=False))
+    assert [(r.arxiv_id, r.source, r.selected) for r in rankings] == [
+        ("2606.00001", "heuristic", True), ("2606.00002", "heuristic", False)]
+    assert client.calls == []
