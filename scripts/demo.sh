@@ -35,10 +35,10 @@ echo "== local model (SmolLM2-135M-Instruct via llama.cpp) at $llm_url"
 # English only, so the demo digest is in English; it serves one request at a time, so calls go
 # one by one with a generous timeout; it cannot rank 25 papers at once (its indices and scores
 # come back out of range), so the demo ranks with the documented offline heuristic and the
-# model analyses the top 5 papers, picks their key findings and writes the executive summary.
+# model analyses the top 3 papers, picks their key findings and writes the executive summary.
 export DIGEST_ARXIV_API_URL="$arxiv_url" DIGEST_ARXIV_DELAY_S=0 \
   DIGEST_LLM_MODEL=openai/local-model DIGEST_LLM_API_BASE="$llm_url" \
-  DIGEST_LANGUAGE=${DIGEST_LANGUAGE:-en} DIGEST_TOP_N=${DIGEST_TOP_N:-5} \
+  DIGEST_LANGUAGE=${DIGEST_LANGUAGE:-en} DIGEST_TOP_N=${DIGEST_TOP_N:-3} \
   DIGEST_LLM_CONCURRENCY=1 DIGEST_LLM_TIMEOUT_S=600 DIGEST_RANK_WITH=heuristic \
   DIGEST_FULLTEXT=false
 .venv/bin/arxiv-digest run --date "$DAY"
