@@ -17,6 +17,7 @@ import requests
 from arxiv import _feed
 from lxml import etree
 
+from arxiv_digest.backoff import backoff_seconds
 from arxiv_digest.errors import ArxivError, IncompleteFeedError
 from tasks.models import Paper, published_day, split_entry_id
 
@@ -143,9 +144,7 @@ class ArxivFeedClient(arxiv.Client):
                 self._sleep(remaining)
 
     def _backoff_s(self, attempt: int, retry_after: float | None) -> float:
-        # Exponential backoff with jitter, so parallel clients do not retry in lockstep.
-        wait = min(60.0, self.backoff_s * 2**attempt) * (0.5 + self._jitter() / 2)
-        return max(wait, retry_after or 0.0)
+        return backoff_seconds(self.backoff_s, attempt, self._jitter(), retry_after)
 
     def _parse_feed(
         self, url: str, first_page: bool = True, _try_index: int = 0

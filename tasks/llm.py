@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 import litellm
 from pydantic import BaseModel, ValidationError
 
+from arxiv_digest.backoff import backoff_seconds
 from arxiv_digest.errors import ConfigError
 from tasks.prompts import Prompt
 
@@ -326,6 +327,12 @@ class LLMClient:
             content, error = await self._call_with_retries(request, messages, record)
         return key, content, error
 
+    async def _back_off(self, attempt: int, exc: BaseException) -> None:
+        """Wait before the next attempt (none after the last one)."""
+        if attempt < self.max_attempts - 1:
+            await self._sleep(backoff_seconds(self.backoff_s, attempt, self._jitter(),
+                                              _retry_after(exc)))
+
     async def _call_with_retries(self, request: LLMRequest[T], messages: list[dict[str, str]],
                                  record: LLMCallRecord) -> tuple[str | None, str | None]:
         started = self._clock()
@@ -346,9 +353,7 @@ class LLMClient:
                     "variable)") from None
             except _RETRYABLE as exc:
                 problem = f"{type(exc).__name__}"
-                wait = min(60.0, self.backoff_s * 2**attempt) * (0.5 + self._jitter() / 2)
-                if attempt < self.max_attempts - 1:
-                    await self._sleep(max(wait, _retry_after(exc) or 0.0))
+                await self._back_off(attempt, exc)
                 continue
             except litellm.BadRequestError as exc:
                 problem = f"BadRequestError: {str(exc)[:200]}"
@@ -364,9 +369,7 @@ class LLMClient:
                 problem = f"APIError HTTP {status}"
                 if status not in (408, 409, 429) and status < 500:
                     break
-                wait = min(60.0, self.backoff_s * 2**attempt) * (0.5 + self._jitter() / 2)
-                if attempt < self.max_attempts - 1:
-                    await self._sleep(max(wait, _retry_after(exc) or 0.0))
+                await self._back_off(attempt, exc)
                 continue
             usage = getattr(response, "usage", None)
             record.tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
