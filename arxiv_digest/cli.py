@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from arxiv_digest.errors import ConfigError, DigestError
+from arxiv_digest.progress import RichProgressBar, SilentProgress, watching
 
 # Offline-friendly defaults for the libraries we drive; explicit user settings still win.
 _QUIET_DEFAULTS = {
@@ -72,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--parallel", type=int, default=2, metavar="N",
                           help="days processed at once (default 2)")
     backfill.add_argument("--force", action="store_true", help="redo days already finished")
+    backfill.add_argument("--no-progress", action="store_true",
+                          help="no progress bar (logs and the Prefect artifact still report)")
     backfill.add_argument("--distributed", action="store_true",
                           help="fan days out to the work pool of the `backfill` deployment")
     backfill.add_argument("--deployment", default="backfill/backfill",
@@ -131,6 +134,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(args: argparse.Namespace, unit: str) -> RichProgressBar | SilentProgress:
+    return SilentProgress() if args.no_progress else RichProgressBar(f"backfill ({unit})")
+
+
 def _cmd_backfill(args: argparse.Namespace) -> int:
     from arxiv_digest.dates import date_range, parse_date, today_utc
     from arxiv_digest.settings import load_settings
@@ -148,16 +155,19 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     if args.distributed:
         from flows.backfill import distributed_backfill
 
-        result = distributed_backfill(start=start, end=end, deployment=args.deployment,
-                                      allow_empty=args.allow_empty, confirmed=args.yes,
-                                      digest=not args.ingest_only, force=args.force)
+        with _progress_bar(args, "day runs") as bar, watching(bar):
+            result = distributed_backfill(start=start, end=end, deployment=args.deployment,
+                                          allow_empty=args.allow_empty, confirmed=args.yes,
+                                          digest=not args.ingest_only, force=args.force)
         print(f"distributed backfill {start}..{end}: {result['fanned_out']} day runs, "
               f"{len(result['skipped'])} skipped as finished; catalog rebuilt from the lake")
         return 0
-    summary = backfill(start=start, end=end, max_parallel_days=args.parallel,
-                       allow_empty=args.allow_empty, confirmed=args.yes,
-                       digest=not args.ingest_only, force=args.force)
-    print(f"backfill {start}..{end}: {len(days)} days ({len(summary['per_day'])} done, "
+    with _progress_bar(args, "days") as bar, watching(bar):
+        summary = backfill(start=start, end=end, max_parallel_days=args.parallel,
+                           allow_empty=args.allow_empty, confirmed=args.yes,
+                           digest=not args.ingest_only, force=args.force)
+    print(f"backfill {start}..{end}: {len(days)} day{'s' * (len(days) != 1)} "
+          f"({len(summary['per_day'])} done, "
           f"{len(summary['skipped'])} skipped as finished), {summary['papers_added']} new "
           f"papers, {summary['llm_calls']} LLM calls, ${summary['cost_usd']:.4f}")
     return 0

@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 
 from arxiv_digest.dates import date_range, today_utc
 from arxiv_digest.errors import DigestError
+from arxiv_digest.progress import current_watcher
 from arxiv_digest.settings import load_settings
 from flows.pipeline import DayPlan, run_days
 from tasks.catalog import rebuild_catalog
@@ -35,6 +36,8 @@ def backfill(start: date, end: date, max_parallel_days: int = 2, allow_empty: bo
     todo = [d for d in days if force or not day_complete(settings, lake, d, digest)]
     plan = DayPlan(primary=set(todo), allow_empty=allow_empty, digest=digest,
                    parallel=max(1, max_parallel_days), stop_on_error=False)
+    if (watcher := current_watcher()) is not None:
+        watcher.begin(len(todo), skipped=len(days) - len(todo))
     summary = run_days(settings, lake, "backfill", None, todo, plan)
     summary["skipped"] = [d.isoformat() for d in days if d not in todo]
     create_markdown_artifact(key="backfill-summary", markdown=summary_markdown(summary),
@@ -70,6 +73,8 @@ def distributed_backfill(start: date, end: date, deployment: str = "backfill/bac
     lake = open_lake(settings)
     todo = [d for d in days if force or not day_complete(settings, lake, d, digest)]
     parent = str(flow_run.id or "local")
+    if (watcher := current_watcher()) is not None:
+        watcher.begin(len(todo), skipped=len(days) - len(todo))
     children = {
         d: run_deployment(
             deployment, timeout=0, as_subflow=False,
@@ -107,6 +112,8 @@ def wait_for_runs(runs: dict[date, Any], poll_seconds: float, logger: Any) -> di
                 state = client.read_flow_run(run_id).state
                 if state is not None and state.is_final():
                     final[day] = state.type.value
+                    if (watcher := current_watcher()) is not None:
+                        watcher.day_ended(day, "done" if final[day] == "COMPLETED" else "failed")
                 elif state is not None:
                     waiting[state.type.value] = waiting.get(state.type.value, 0) + 1
             if len(final) != reported:

@@ -15,6 +15,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 
 from arxiv_digest.errors import DigestError
+from arxiv_digest.progress import current_watcher
 from arxiv_digest.settings import Settings
 from flows.digest_day import produce_digest
 from tasks.catalog import RunRecord
@@ -88,6 +89,7 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
     run = start_run(flow_name, target, days, run_id=str(flow_run.id or "local"))
     known = lake.paper_days()
     lock = threading.Lock()
+    watcher = current_watcher()
     first_error: DigestError | None = None
     progress = create_progress_artifact(
         progress=0.0, key=f"{flow_name}-progress",
@@ -101,12 +103,20 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
             plan.failed[day.isoformat()] = str(exc)
             first_error = first_error or exc
             logger.error("digest %s failed: %s", day, exc)
+            if watcher is not None:
+                watcher.day_ended(day, "failed")
             if plan.stop_on_error:
                 raise
         if day.isoformat() in plan.done:
             logger.info("digest %s: %s", day, plan.done[day.isoformat()])
+            outcome = "done"
         elif day.isoformat() not in plan.failed:
             logger.info("digest %s: lookback re-scan found nothing new", day)
+            outcome = "nothing new"
+        else:
+            outcome = ""
+        if watcher is not None and outcome:
+            watcher.day_ended(day, outcome)
         if progress is not None:
             with lock:
                 finished = len(plan.done) + len(plan.failed)

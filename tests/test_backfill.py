@@ -6,7 +6,9 @@ from datetime import date
 
 import pytest
 
+from arxiv_digest.cli import main
 from arxiv_digest.errors import DigestError
+from arxiv_digest.progress import watching
 from arxiv_digest.settings import load_settings
 from flows.backfill import backfill
 from tasks.catalog import open_catalog
@@ -58,11 +60,44 @@ def test_backfill_resumes_only_unfinished_day_with_no_repeated_llm_call(three_da
     assert counts() == (3 * 267, 3 * 267, 3)
 
 
+class RecordingWatcher:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def begin(self, total: int, skipped: int) -> None:
+        self.events.append(("begin", total, skipped))
+
+    def day_ended(self, day: date, outcome: str) -> None:
+        self.events.append((day.isoformat(), outcome))
+
+
 def test_backfill_reports_failed_day_and_keeps_the_others(three_days, monkeypatch):
     monkeypatch.setenv("DIGEST_TOP_N", "1")
-    with pytest.raises(DigestError, match=r"1 of 4 days failed \(first: 2026-07-04"):
+    with watching(RecordingWatcher()) as watcher, \
+            pytest.raises(DigestError, match=r"1 of 4 days failed \(first: 2026-07-04"):
         backfill(start=START, end=date(2026, 7, 4), max_parallel_days=2)
     assert counts() == (3 * 267, 3 * 267, 3)
+    assert watcher.events[0] == ("begin", 4, 0)
+    assert sorted(watcher.events[1:]) == [("2026-07-01", "done"), ("2026-07-02", "done"),
+                                          ("2026-07-03", "done"), ("2026-07-04", "failed")]
+
+
+def test_cli_backfill_shows_a_progress_bar_then_the_summary(three_days, capsys):
+    assert main(["backfill", "--start", "2026-07-01", "--end", "2026-07-02"]) == 0
+    assert main(["backfill", "--start", "2026-07-01", "--end", "2026-07-03"]) == 0
+    out, err = capsys.readouterr()
+    assert "backfill (days)" in err and "2/2" in err  # first run: two days, bar full
+    assert "1/1" in err and "2026-07-03 done" in err  # resumed: the one day left
+    assert out.splitlines()[-1].startswith("backfill 2026-07-01..2026-07-03: 3 days (1 done, "
+                                           "2 skipped as finished)")
+
+
+def test_cli_backfill_no_progress_prints_only_the_summary(three_days, capsys):
+    assert main(["backfill", "--start", "2026-07-01", "--end", "2026-07-01",
+                 "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "backfill (days)" not in err
+    assert "2026-07-01..2026-07-01: 1 day (1 done" in out
 
 
 def test_daily_and_backfill_together_on_overlapping_days_double_nothing(three_days):
