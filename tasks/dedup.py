@@ -33,7 +33,8 @@ def dedupe_papers(
 
     - key: arXiv id without version; the newest version's metadata wins;
     - candidates whose first version falls outside the day's window belong to another day;
-    - a paper already in another day's digest (`earlier`: id -> digest date) never re-enters;
+    - a paper of this window already in another day's digest (`earlier`: id -> digest date,
+      e.g. an imported digest) never re-enters;
     - papers already in this day (`existing`) stay even if this fetch missed them, and so do
       the explanations of earlier drops (`existing_drops`): a re-run never loses a paper or an
       explanation, and re-running with the same feed gives the same day.
@@ -44,13 +45,15 @@ def dedupe_papers(
     eligible: dict[str, list[tuple[int, Paper]]] = {}
     for index, paper in enumerate(candidates):
         other_day = earlier.get(paper.arxiv_id)
-        if other_day is not None and other_day != digest_day:
-            drops.append(Drop(paper.arxiv_id, paper.version, REASON_EARLIER_DIGEST,
-                              f"already in the digest of {other_day.isoformat()}", index))
-        elif paper.published.date() != window:
+        # The window test comes first: it depends on the paper alone, so a day's dedup_log is
+        # the same whichever neighbouring day (or worker) finished first.
+        if paper.published.date() != window:
             drops.append(Drop(paper.arxiv_id, paper.version, REASON_OUT_OF_WINDOW,
                               f"first version published {paper.published.date().isoformat()}, "
                               f"belongs to the digest of {paper.digest_date.isoformat()}", index))
+        elif other_day is not None and other_day != digest_day:
+            drops.append(Drop(paper.arxiv_id, paper.version, REASON_EARLIER_DIGEST,
+                              f"already in the digest of {other_day.isoformat()}", index))
         else:
             eligible.setdefault(paper.arxiv_id, []).append((index, paper))
 

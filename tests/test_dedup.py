@@ -55,6 +55,15 @@ def test_dedupe_drops_paper_published_outside_window():
     assert "2026-05-02" in day.drops[0].detail
 
 
+def test_out_of_window_reason_does_not_depend_on_which_day_finished_first():
+    # Parallel days or workers finish in any order: the paper's own day may or may not be known.
+    neighbour = make_paper("2607.8", published="2026-06-30T03:00:00")
+    alone = dedupe_papers(DAY, [neighbour])
+    after = dedupe_papers(DAY, [neighbour], earlier={"2607.8": date(2026, 7, 1)})
+    assert alone.drops == after.drops
+    assert [d.reason for d in after.drops] == [REASON_OUT_OF_WINDOW]
+
+
 def test_dedupe_window_is_utc_day_before_digest():
     first = make_paper("2606.6", published="2026-06-29T00:00:00")
     last = make_paper("2606.7", published="2026-06-29T23:59:59")

@@ -217,6 +217,7 @@ def test_two_workers_split_a_distributed_backfill_and_match_single_machine_run(t
                 f"stdout:\n{distributed.stdout[-3000:]}\nstderr:\n{distributed.stderr[-3000:]}\n"
                 f"{worker_tails}")
             assert "4 day runs" in distributed.stdout, distributed.stdout
+            assert "backfill (day runs)" in distributed.stderr and "4/4" in distributed.stderr
             assert wait_for_exit(reference, BACKFILL_S, reference_log) == 0, tail(reference_log)
             timings["reference done"] = time.monotonic() - started
 
