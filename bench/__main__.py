@@ -317,9 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     sys.path.insert(0, str(ROOT))
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     from prefect.testing.utilities import prefect_test_harness
 
     from tests.servers.arxiv_replay import ReplayServer

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from prefect.utilities.annotations import quote
+
 from arxiv_digest.settings import Settings
 from tasks.digest_stages import (
     analyse_day,
@@ -22,25 +24,30 @@ from tasks.lake import Lake
 
 def produce_digest(settings: Settings, lake: Lake, day: date, run_id: str,
                    counts: dict[str, Any]) -> dict[str, Any]:
-    """Every LLM stage of one day through one cache; returns the day's counts."""
+    """Every LLM stage of one day through one cache; returns the day's counts.
+
+    Paper lists are passed quote()d: Prefect then does not walk each paper looking for futures
+    (about a second per 300-paper day otherwise; BENCHMARKS.md).
+    """
     papers = load_day_papers(lake, day)
     llm = open_day_llm(settings, lake, day, run_id)
     try:
-        rankings = rank_day(settings, lake, llm, papers)
+        rankings = rank_day(settings, lake, llm, quote(papers))
         chosen = {r.arxiv_id: r.rank for r in rankings if r.selected}
         selected = sorted((p for p in papers if p.arxiv_id in chosen),
                           key=lambda p: chosen[p.arxiv_id])
         # Key findings need no PDF: their calls share the LLM's concurrency with the analyses.
-        findings_future = extract_key_findings_day.submit(settings, lake, llm, selected)
-        fulltexts = fetch_fulltext_day(settings, selected)
-        analyses = analyse_day(settings, lake, llm, selected, fulltexts)
+        findings_future = extract_key_findings_day.submit(settings, lake, llm, quote(selected))
+        fulltexts = fetch_fulltext_day(settings, quote(selected))
+        analyses = analyse_day(settings, lake, llm, quote(selected), quote(fulltexts))
         findings = findings_future.result()
-        summary_md, summary_status = summarize_day_task(settings, lake, llm, selected, analyses)
+        summary_md, summary_status = summarize_day_task(settings, lake, llm, quote(selected),
+                                                         quote(analyses))
     finally:
         usage = record_llm_calls(lake, llm, run_id)
     counts = {**counts, "papers": len(papers), "selected": len(selected),
               "analysed": sum(a.markdown is not None for a in analyses),
               "failed": sum(a.markdown is None for a in analyses), **usage}
-    content_hash = render_day(settings, lake, day, summary_md, summary_status, selected,
-                              analyses, findings, counts)
+    content_hash = render_day(settings, lake, day, summary_md, summary_status, quote(selected),
+                              quote(analyses), quote(findings), counts)
     return {**counts, "content_hash": content_hash}

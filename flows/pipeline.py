@@ -13,6 +13,7 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from arxiv_digest.errors import DigestError
 from arxiv_digest.progress import current_watcher
@@ -63,9 +64,11 @@ def process_day(settings: Settings, lake: Lake, day: date, run: RunRecord,
         elif not window.candidates:
             return
         with timed(run, "dedupe"):
-            day_papers = dedupe_day(lake, window, known)
+            # quote(): Prefect would otherwise walk every paper (and every id the lake knows)
+            # looking for futures to resolve, a cost that grows with the lake (BENCHMARKS.md).
+            day_papers = dedupe_day(lake, quote(window), quote(known))
         with timed(run, "store"):
-            store_day(lake, window, day_papers, settings.ingest_config_hash())
+            store_day(lake, quote(window), quote(day_papers), settings.ingest_config_hash())
         counts: dict[str, Any] = {"fetched": len(window.candidates),
                                   "deduplicated": len(day_papers.papers),
                                   "dropped": len(day_papers.drops)}

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +28,9 @@ R = TypeVar("R")
 
 _LOOP_LOCK = threading.Lock()
 _LOOP: asyncio.AbstractEventLoop | None = None
+# litellm builds every request in the loop's default executor (run_in_executor): cache writes
+# get their own threads so a slow disk never queues a request behind a Parquet write.
+_CACHE_WRITER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llm-cache-write")
 
 
 def run_on_llm_loop(coro: Coroutine[Any, Any, R]) -> R:
@@ -40,6 +44,9 @@ def run_on_llm_loop(coro: Coroutine[Any, Any, R]) -> R:
     with _LOOP_LOCK:
         if _LOOP is None or _LOOP.is_closed():
             _LOOP = asyncio.new_event_loop()
+            # Room for every in-flight request's setup hop (see _CACHE_WRITER).
+            _LOOP.set_default_executor(ThreadPoolExecutor(max_workers=32,
+                                                          thread_name_prefix="llm-setup"))
             threading.Thread(target=_LOOP.run_forever, name="llm-loop", daemon=True).start()
         loop = _LOOP
     return asyncio.run_coroutine_threadsafe(coro, loop).result()
@@ -288,7 +295,7 @@ class LLMClient:
             problem = str(exc)
         else:
             # Persisting writes a file: off the event loop, so other calls keep flowing.
-            await asyncio.to_thread(self.cache.put, key, request.stage, request.subject, content)
+            await self._persist(key, request, content)
             return Outcome(value, "ok")
         repair = [*request.messages,
                   {"role": "assistant", "content": content[:4000]},
@@ -302,10 +309,13 @@ class LLMClient:
             value = parse_answer(request, repaired)
         except ValueError as exc:
             return Outcome(None, "invalid", f"invalid answer after one repair: {exc}")
-        await asyncio.to_thread(self.cache.put, key, request.stage, request.subject, content)
-        await asyncio.to_thread(self.cache.put, repair_key, request.stage, request.subject,
-                                repaired)
+        await self._persist(key, request, content)
+        await self._persist(repair_key, request, repaired)
         return Outcome(value, "repaired")
+
+    async def _persist(self, key: str, request: LLMRequest[Any], content: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            _CACHE_WRITER, self.cache.put, key, request.stage, request.subject, content)
 
     async def structured_many(self, requests: Iterable[LLMRequest[T]]) -> list[Outcome[T]]:
         return list(await asyncio.gather(*(self.structured(r) for r in requests)))
