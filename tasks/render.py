@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -104,14 +103,17 @@ def _block_start(line: str) -> int:
     return match.end() if match else 0
 
 
+# Unicode categories Cc (U+0000-U+001F, U+007F-U+009F) and Cs (surrogates), except \n and \t:
+# one regex pass instead of a category lookup per character (render time, BENCHMARKS.md).
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def _clean(text: str, *, zero_width: bool) -> str:
     """One line-break character (\\n), no bidi controls, no other control characters."""
     text = _BIDI_CONTROLS.sub("", _LINE_BREAKS.sub("\n", text))
     if zero_width:
         text = _ZERO_WIDTH.sub("", text)
-    return "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
+    return _CONTROL_CHARS.sub("", text)
 
 
 def _normalize_inline(text: str) -> str:
