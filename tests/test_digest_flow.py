@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -40,6 +41,18 @@ def test_day_through_fake_llm_produces_every_section_and_rerun_is_free(llm_env, 
     index = (llm_env / "output" / "README.md").read_text(encoding="utf-8")
     assert "[2026-06-30](2026-06-30.md)" in index
     assert set(prefect_artifact_keys()) >= {"digest-2026-06-30", "digest-counts-2026-06-30"}
+
+
+def test_top_n_zero_analyses_every_paper_in_rank_order(llm_env, monkeypatch):
+    # The ranking runs alongside the analyses then (it only orders the digest).
+    monkeypatch.setenv("DIGEST_TOP_N", "0")
+    monkeypatch.setenv("DIGEST_CATEGORIES", "cs.CV")
+    daily_digest(date=DAY)
+    ranked = [row[0] for row in stored("SELECT arxiv_id FROM rankings ORDER BY rank")]
+    text = (llm_env / "output" / "2026-06-30.md").read_text(encoding="utf-8")
+    anchors = re.findall(r"<a id='([^']+)v[0-9]+'></a>", text)
+    assert anchors == ranked and len(ranked) > 200
+    assert stored("SELECT count(*) FROM analyses") == [(len(ranked),)]
 
 
 def prefect_artifact_keys() -> list[str]:
