@@ -203,8 +203,9 @@ def _tag_follows(skeleton: str, pos: int) -> bool:
 
 
 def _span_danger(skeleton: str, positions: list[int], always: str, emphasis: bool) -> set[int]:
-    math = [False] * len(skeleton)
-    if emphasis:
+    math: list[bool] = []
+    if emphasis and any(skeleton[p] in "*_" for p in positions):
+        math = [False] * len(skeleton)
         for m in _MATH_SPAN.finditer(skeleton):
             math[m.start() + 1 : m.end() - 1] = [True] * (m.end() - m.start() - 2)
     out = set()
@@ -277,6 +278,8 @@ def _transform(text: str, rules: _Rules, *, escape: bool) -> str:
     tail = len(text) - len(text.rstrip("\\")) if rules.guard_end else 0
     body = text[: len(text) - tail]
     matches = list(rules.token.finditer(body))
+    if not matches and not tail:
+        return text  # nothing that could ever need escaping (most titles and abstracts)
     skeleton_parts: list[str] = []
     positions: list[int] = []
     last = length = 0
