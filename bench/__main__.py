@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
@@ -200,13 +200,12 @@ def pipeline_overhead(tmp: Path, arxiv_url: str, llm: Any, replay: Any) -> dict[
 def backfill_scaling(tmp: Path, day_counts: list[int], llm: Any) -> dict[str, Any]:
     """Synthetic days (~267 papers each, the real day under new ids), zero-latency servers."""
     from flows.backfill import backfill
-    from tests.servers.arxiv_replay import ReplayServer
     from tests.servers.synthetic_days import write_days
 
     first = date(2025, 1, 1)
-    paths = write_days(tmp / "synthetic", first, max(day_counts))
+    write_days(tmp / "synthetic", first, max(day_counts))
     points = []
-    with ReplayServer(days=paths) as replay:
+    with ServerProcess("tests.servers.arxiv_replay", "--day", str(tmp / "synthetic")) as replay:
         for count in day_counts:
             work = tmp / f"backfill-{count}"
             env = base_env(work, replay.url, llm.base_url)
@@ -300,20 +299,33 @@ def analyst_queries(lake_dir: Path, tmp: Path, repeats: int) -> dict[str, Any]:
     return results
 
 
-class FakeLLMProcess:
-    """The fake LLM in its own process, like a real model server: it does not share our GIL."""
+class ServerProcess:
+    """A loopback test server in its own process, like the real service: it shares neither
+    our GIL nor our memory, so the timings and the peak RSS are the pipeline's own."""
 
-    def __enter__(self) -> FakeLLMProcess:
+    def __init__(self, module: str, *args: str) -> None:
+        self.argv = [sys.executable, "-m", module, "--port", "0", *args]
+
+    def __enter__(self) -> Self:
         import subprocess
 
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.servers.fake_llm", "--port", "0"], cwd=ROOT,
-            stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
-        self.base_url = line.split("listening on ", 1)[1].split()[0]
+        self.url = self.base_url = line.split("listening on ", 1)[1].split()[0]
         self.port = int(self.base_url.rsplit(":", 1)[1].split("/")[0])
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class FakeLLMProcess(ServerProcess):
+    """The fake LLM (tests/servers/fake_llm.py) in its own process."""
+
+    def __init__(self) -> None:
+        super().__init__("tests.servers.fake_llm")
 
     def set_latency(self, ms: int) -> None:
         import requests
@@ -322,9 +334,6 @@ class FakeLLMProcess:
         requests.post(f"http://127.0.0.1:{self.port}/control/latency", json={"ms": ms},
                       timeout=5).raise_for_status()
 
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 def print_table(results: dict[str, Any]) -> None:
