@@ -8,10 +8,11 @@ worker) reports to nobody, and the Prefect progress artifact is its progress vie
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class ProgressWatcher(Protocol):
@@ -78,9 +79,16 @@ class RichProgressBar:
 
     def __enter__(self) -> RichProgressBar:
         self.progress.start()
+        # Prefect's console log lines go through the bar's console, so they print above the
+        # bar instead of tearing it (Prefect's handler has its own rich Console on stderr).
+        self._borrowed = [(h, h.console) for h in _rich_log_handlers()]
+        for handler, _ in self._borrowed:
+            handler.console = self.progress.console
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for handler, console in self._borrowed:
+            handler.console = console
         self.progress.stop()
 
     def begin(self, total: int, skipped: int) -> None:
@@ -93,3 +101,18 @@ class RichProgressBar:
         failed = f", {self.failed} failed" if self.failed else ""
         self.progress.update(self.task, advance=1,
                              description=f"{self.label}: {day} {outcome}{failed}")
+
+
+def _rich_log_handlers() -> list[Any]:
+    """Every logging handler that prints through a rich Console (Prefect's console handler)."""
+    from rich.console import Console
+
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)]
+    found: dict[int, Any] = {}
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(getattr(handler, "console", None), Console):
+                found[id(handler)] = handler
+    return list(found.values())
