@@ -106,19 +106,19 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
             plan.failed[day.isoformat()] = str(exc)
             first_error = first_error or exc
             logger.error("digest %s failed: %s", day, exc)
-            if watcher is not None:
-                watcher.day_ended(day, "failed")
+            outcome = "failed"
             if plan.stop_on_error:
+                if watcher is not None:
+                    watcher.day_ended(day, outcome)
                 raise
-        if day.isoformat() in plan.done:
-            logger.info("digest %s: %s", day, plan.done[day.isoformat()])
-            outcome = "done"
-        elif day.isoformat() not in plan.failed:
-            logger.info("digest %s: lookback re-scan found nothing new", day)
-            outcome = "nothing new"
         else:
-            outcome = ""
-        if watcher is not None and outcome:
+            if day.isoformat() in plan.done:
+                logger.info("digest %s: %s", day, plan.done[day.isoformat()])
+                outcome = "done"
+            else:
+                logger.info("digest %s: lookback re-scan found nothing new", day)
+                outcome = "nothing new"
+        if watcher is not None:
             watcher.day_ended(day, outcome)
         if progress is not None:
             with lock:

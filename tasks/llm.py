@@ -29,7 +29,7 @@ R = TypeVar("R")
 _LOOP_LOCK = threading.Lock()
 _LOOP: asyncio.AbstractEventLoop | None = None
 # litellm builds every request in the loop's default executor (run_in_executor): cache writes
-# get their own threads so a slow disk never queues a request behind a Parquet write.
+# get their own threads so a request never queues behind a Parquet write (an S3 PUT on S3).
 _CACHE_WRITER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llm-cache-write")
 
 
@@ -44,9 +44,6 @@ def run_on_llm_loop(coro: Coroutine[Any, Any, R]) -> R:
     with _LOOP_LOCK:
         if _LOOP is None or _LOOP.is_closed():
             _LOOP = asyncio.new_event_loop()
-            # Room for every in-flight request's setup hop (see _CACHE_WRITER).
-            _LOOP.set_default_executor(ThreadPoolExecutor(max_workers=32,
-                                                          thread_name_prefix="llm-setup"))
             threading.Thread(target=_LOOP.run_forever, name="llm-loop", daemon=True).start()
         loop = _LOOP
     return asyncio.run_coroutine_threadsafe(coro, loop).result()

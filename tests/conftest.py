@@ -7,6 +7,8 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -147,3 +149,21 @@ def llm_env(run_env: Path, fake_llm: object, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DIGEST_LLM_BACKOFF_S", "0.01")
     monkeypatch.setenv("DIGEST_LLM_TIMEOUT_S", "1")
     return run_env
+
+
+def completion_response(content: str) -> SimpleNamespace:
+    """What litellm's acompletion returns, as far as LLMClient reads it."""
+    return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=content))],
+                           usage=None)
+
+
+class Answers:
+    """A fake completion that gives the same content to every call and counts the calls."""
+
+    def __init__(self, content: str) -> None:
+        self.content = content
+        self.calls = 0
+
+    async def __call__(self, **kwargs: Any) -> SimpleNamespace:
+        self.calls += 1
+        return completion_response(self.content)

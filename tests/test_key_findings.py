@@ -9,7 +9,6 @@ from dataclasses import replace
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from tasks.key_findings import (
     split_sentences,
 )
 from tasks.llm import LLMCache, LLMClient
-from tests.conftest import make_paper
+from tests.conftest import Answers, make_paper
 
 LISTING = Path(__file__).resolve().parent / "servers" / "data" / "listing-2026-06-30.jsonl"
 ABBREVIATIONS = ("e.g.", "et al.", "i.e.")
@@ -146,19 +145,6 @@ def test_build_key_findings_request_bounds_indices_when_built() -> None:
     assert items["items"] == {"type": "integer", "minimum": 0, "maximum": len(spans) - 1}
     assert items["uniqueItems"] is True
     assert "[0] Depth is hard to estimate." in request.messages[1]["content"]
-
-
-class Answers:
-    """A fake completion that gives the same content to every call and counts the calls."""
-
-    def __init__(self, content: str) -> None:
-        self.content = content
-        self.calls = 0
-
-    async def __call__(self, **kwargs: Any) -> SimpleNamespace:
-        self.calls += 1
-        return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(
-            content=self.content))], usage=None)
 
 
 async def _no_sleep(seconds: float) -> None:

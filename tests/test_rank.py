@@ -12,7 +12,7 @@ import pytest
 from tasks.llm import LLMCache, LLMClient
 from tasks.models import Paper
 from tasks.rank import build_rank_request, heuristic_score, rank, rank_papers
-from tests.conftest import make_paper
+from tests.conftest import completion_response, make_paper
 
 pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
 
@@ -133,8 +133,7 @@ class ByBatch:
         size = schema["$defs"]["RankScore"]["properties"]["index"]["maximum"] + 1
         self.sizes.append(size)
         content = json.dumps(self.answers[size])
-        return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(
-            content=content))], usage=None)
+        return completion_response(content)
 
 
 async def _no_sleep(seconds: float) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 from datetime import date
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,7 +28,7 @@ from tasks.summarize import (
     render_abstract_analysis,
     render_fulltext_analysis,
 )
-from tests.conftest import make_paper
+from tests.conftest import Answers, make_paper
 from tests.servers.fake_llm import FakeLLMServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
@@ -230,17 +229,6 @@ def test_render_summary_names_papers_by_our_titles_when_model_cites_ids() -> Non
     assert "*   **Seeing in the dark** (2606.00002v2): Title: Fake Title" in text
     assert "1.  **Depth from focus** (2606.00001v1): read it" in text
     assert "2026-06-29" in text.split("\n")[0]  # the papers' publication day
-
-
-class Answers:
-    def __init__(self, content: str) -> None:
-        self.content = content
-        self.calls = 0
-
-    async def __call__(self, **kwargs: Any) -> SimpleNamespace:
-        self.calls += 1
-        return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(
-            content=self.content))], usage=None)
 
 
 def _summarize(completion: Answers, papers: list[Any]) -> tuple[str, Outcome]:
