@@ -1,8 +1,9 @@
--- Views over the lake. `$table` and `$glob` are filled in per dataset by tasks/catalog.py.
+-- Views over the lake. `$table` and `$glob` are filled in per dataset by tasks/catalog.py
+-- ($glob as a quoted SQL string literal, so any lake path works).
 
 -- name: lake_view
 CREATE OR REPLACE VIEW $table AS
-SELECT * FROM read_parquet('$glob', hive_partitioning = true,
+SELECT * FROM read_parquet($glob, hive_partitioning = true,
                            hive_types = {'digest_date': DATE}, union_by_name = true);
 
 -- name: empty_view

@@ -191,7 +191,8 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     sections = sql_sections("views.sql")
     for table in LAKE_TABLES:
         template = sections["lake_view"] if lake.has_data(table) else sections["empty_view"]
-        con.execute(Template(template).substitute(table=table, glob=lake.glob(table)))
+        con.execute(Template(template).substitute(table=table,
+                                                  glob=_sql_literal(lake.glob(table))))
     con.execute(sections["derived_views"])
 
 
