@@ -20,6 +20,7 @@ import pyarrow as pa
 from arxiv_digest.errors import CatalogError
 from arxiv_digest.resources import read_sql, sql_sections
 from arxiv_digest.settings import Settings
+from tasks.analyst import admit, lake_prefix
 from tasks.lake import SCHEMAS, Lake
 
 logger = logging.getLogger(__name__)
@@ -90,10 +91,15 @@ def configure_s3(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """Load httpfs by path and give this connection (only) the lake's S3 credentials.
 
     The secret is TEMPORARY: it lives in this connection's memory and never in the DuckDB file.
+    httpfs copies AWS_* variables into plain settings when it loads, where `current_setting` and
+    `duckdb_settings()` would show them; those are emptied, so the secret (which DuckDB redacts)
+    is the only place the credentials live.
     """
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute(f"LOAD {_sql_literal(str(httpfs_extension_path()))}")
+    for setting in ("s3_access_key_id", "s3_secret_access_key", "s3_session_token"):
+        con.execute(f"SET {setting} = ''")
     options = {
         "TYPE": "s3",
         "REGION": _sql_literal(settings.aws_region),
@@ -285,13 +291,44 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
         }
 
 
+@contextmanager
+def open_analyst_connection(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The catalog read-only, able to read the lake and nothing else, with its settings locked.
+
+    httpfs and the S3 secret come first (open_catalog), since loading and configuring are
+    impossible afterwards. DuckDB applies these settings to its whole in-process instance of the
+    catalog file; catalog connections are short-lived, so no other connection shares it.
+    """
+    allowed = _sql_literal(lake_prefix(settings))
+    with open_catalog(settings, read_only=True) as con:
+        try:
+            for statement in (
+                f"SET allowed_directories = [{allowed}]",
+                "SET enable_external_access = false",
+                "SET autoinstall_known_extensions = false",
+                "SET autoload_known_extensions = false",
+                "SET python_enable_replacements = false",
+                "SET lock_configuration = true",
+            ):
+                con.execute(statement)
+        except duckdb.Error as exc:
+            raise CatalogError(f"cannot restrict the query connection: {_first_line(exc)}"
+                               ) from None
+        yield con
+
+
 def run_query(
     settings: Settings, sql: str, params: Mapping[str, Any] | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one analyst query read-only; returns column names and rows."""
-    with open_catalog(settings, read_only=True) as con:
+    """Run analyst SQL: read statements over the lake only; returns column names and rows."""
+    prefix = lake_prefix(settings)
+    with open_analyst_connection(settings) as con:
         try:
+            admit(con, sql, prefix)
             cursor = con.execute(sql, dict(params) if params else None)
+        except duckdb.PermissionException as exc:
+            raise CatalogError(f"query reads only the lake ({prefix}): {_first_line(exc)}"
+                               ) from None
         except duckdb.Error as exc:
             raise CatalogError(f"query failed: {_first_line(exc)}") from None
         columns = [d[0] for d in cursor.description or []]
