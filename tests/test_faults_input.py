@@ -124,22 +124,6 @@ def test_day_whose_candidates_all_belong_to_other_days_is_an_error(run_env, caps
     assert code == 0 and "0 new papers" in out
 
 
-@pytest.mark.usefixtures("prefect_server")
-def test_adjacent_days_never_both_hold_a_paper(run_env, capsys):
-    for day in ("2026-06-29", "2026-06-30", "2026-07-01"):
-        assert run_cli(capsys, "run", "--date", day, "--ingest-only", "--allow-empty")[0] == 0
-    code, out, _ = run_cli(
-        capsys, "query",
-        "SELECT count(*) AS twice FROM (SELECT arxiv_id FROM papers GROUP BY arxiv_id "
-        "HAVING count(DISTINCT digest_date) > 1)")
-    assert code == 0 and out.splitlines()[2].strip() == "0"
-    code, out, _ = run_cli(
-        capsys, "query",
-        "SELECT digest_date, count(*) AS n FROM papers WHERE published = "
-        "TIMESTAMPTZ '2026-06-29 00:00:00+00' GROUP BY ALL")
-    assert code == 0 and "2026-06-30" in out and "(1 row)" in out
-
-
 # -- a damaged lake file: named, with what to do --------------------------------------------------
 
 def test_corrupt_papers_file_is_named_with_what_to_do(settings):
