@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import duckdb
 import pyarrow as pa
 
-from arxiv_digest.errors import CatalogError
+from arxiv_digest.errors import CatalogError, LakeError
 from arxiv_digest.paths import directory_problem
 from arxiv_digest.resources import read_sql, sql_sections
 from arxiv_digest.settings import Settings
@@ -26,6 +27,8 @@ from tasks.lake import SCHEMAS, Lake
 logger = logging.getLogger(__name__)
 
 LAKE_TABLES = tuple(SCHEMAS)
+# How DuckDB names a file that is not Parquet ("No magic bytes found at end of file '...'").
+_DAMAGED_FILE = re.compile(r"(?:magic bytes|Parquet|parquet)[^']*'(?P<path>[^']+\.parquet)'")
 
 
 @dataclass
@@ -254,7 +257,15 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     sections = sql_sections("views.sql")
     for table in LAKE_TABLES:
         template = sections["lake_view"] if lake.has_data(table) else sections["empty_view"]
-        con.execute(Template(template).substitute(table=table, glob=lake.glob(table)))
+        try:
+            con.execute(Template(template).substitute(table=table, glob=lake.glob(table)))
+        except duckdb.Error as exc:
+            # A view reads every file's schema: a damaged one is named with what to do.
+            damaged = _DAMAGED_FILE.search(str(exc))
+            if damaged is None:
+                raise
+            reason = _first_line(exc).split(" '", 1)[0]
+            raise LakeError(lake.corrupt_file_message(damaged["path"], reason)) from None
     con.execute(sections["derived_views"])
 
 

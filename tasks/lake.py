@@ -270,7 +270,7 @@ class Lake:
             return None
         except (OSError, pa.ArrowException) as exc:
             if _is_corrupt(exc):
-                raise LakeError(self._corrupt_file(path, exc)) from None
+                raise LakeError(self.corrupt_file_message(path, _short(exc))) from None
             if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return None
             raise LakeError(f"cannot read {path}: {_short(exc)}") from None
@@ -300,15 +300,17 @@ class Lake:
                         pq.ParquetFile(handle)
                 except (OSError, pa.ArrowException) as file_exc:
                     if _is_corrupt(file_exc):
-                        raise LakeError(self._corrupt_file(path, file_exc)) from None
+                        raise LakeError(self.corrupt_file_message(path, _short(file_exc))) from None
             raise LakeError(f"cannot read {self.table_dir(table)}: {_short(exc)}") from None
 
-    def _corrupt_file(self, path: str, exc: BaseException) -> str:
-        """One line naming a damaged lake file and the way to get its data back."""
+    def corrupt_file_message(self, path: str, reason: str) -> str:
+        """One line naming a damaged lake file (a path on the lake's filesystem, or an s3://
+        URL) and the way to get its data back."""
+        path = path.removeprefix("s3://")
         table, _, rest = path.removeprefix(f"{self.root}/").partition("/")
         day = rest.partition("/")[0].removeprefix(f"{PARTITION}=")
         where = f"s3://{path}" if self.on_s3 else path
-        problem = f"{where} is not a readable Parquet file ({_short(exc)})"
+        problem = f"{where} is not a readable Parquet file ({reason})"
         if table == "runs":
             return f"{problem}; it is one run record: delete it (the catalog forgets that run)"
         if table not in SCHEMAS or not rest.startswith(f"{PARTITION}="):
@@ -398,7 +400,7 @@ class Lake:
                     if not _is_corrupt(exc):
                         raise
                     if set_aside is None:
-                        raise LakeError(self._corrupt_file(path, exc)) from None
+                        raise LakeError(self.corrupt_file_message(path, _short(exc))) from None
                     set_aside(path, self._quarantine(path))
         except (OSError, pa.ArrowException) as exc:
             raise LakeError(f"cannot read {directory}: {_short(exc)}") from None

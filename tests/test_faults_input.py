@@ -211,6 +211,16 @@ def test_corrupt_duckdb_file_tells_to_rebuild(settings_env, capsys, command):
     assert db.read_bytes() == GARBAGE and not (settings_env / "lake").exists()
 
 
+def test_catalog_over_a_damaged_lake_file_names_it_with_what_to_do(settings, capsys):
+    lake = small_lake(settings)
+    lake.write_day("rankings", DAY, lake.rows("rankings", []))
+    damaged = Path(lake.day_path("rankings", DAY))
+    damaged.write_bytes(GARBAGE)
+    code, _, err = run_cli(capsys, "catalog", "rebuild")
+    assert_one_line_error(code, err, str(damaged), "not a readable Parquet file",
+                          "delete it and run `arxiv-digest run --date 2026-06-30`")
+
+
 @pytest.mark.parametrize("lake_state", ["missing", "empty", "empty dataset folders"])
 def test_catalog_rebuild_refuses_empty_lake_and_keeps_catalog(
         settings, capsys, monkeypatch, tmp_path, lake_state):
