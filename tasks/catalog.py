@@ -148,14 +148,15 @@ def _corrupt_catalog(path: Path, detail: str = "not a DuckDB database") -> Corru
         "recreate it from the lake")
 
 
-def check_catalog_path(settings: Settings) -> None:
-    """DIGEST_DUCKDB_PATH names a file we can create or open; checked without writing anything."""
+def check_catalog_path(settings: Settings, *, writing: bool = True) -> None:
+    """DIGEST_DUCKDB_PATH names a file we can open (and, `writing`, create); checked without
+    writing anything."""
     path = Path(settings.duckdb_path)
     name = f"DIGEST_DUCKDB_PATH={settings.duckdb_path!r}"
     if path.is_dir():
         raise CatalogError(f"{name} is a directory: point it at a file, e.g. "
                            f"{path / 'digest.duckdb'}")
-    problem = directory_problem(path.parent)
+    problem = directory_problem(path.parent) if writing else None
     if problem:
         raise CatalogError(f"{name} cannot be created: {problem}")
     if _looks_corrupt(path):
@@ -191,7 +192,7 @@ def open_catalog(
         raise CatalogError(
             f"no catalog at {path}: run `arxiv-digest run` or `arxiv-digest catalog rebuild` first"
         )
-    check_catalog_path(settings)
+    check_catalog_path(settings, writing=not read_only)
     if not read_only:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -315,6 +315,12 @@ class Lake:
             return f"{problem}; it is one run record: delete it (the catalog forgets that run)"
         if table not in SCHEMAS or not rest.startswith(f"{PARTITION}="):
             return f"{problem}; restore it from a backup or delete it"
+        if table == "llm_cache":
+            return (f"{problem}; it holds cached LLM answers of digest {day}: delete it (they "
+                    "are asked again)")
+        if table == "llm_calls":
+            return (f"{problem}; it holds LLM call records of digest {day}: delete it (the "
+                    "catalog forgets those calls)")
         rerun = f"delete it and run `arxiv-digest run --date {day}`"
         if table in SOURCE_TABLES:
             return (f"{problem}; it holds the {table} of digest {day}, which arXiv serves again: "
