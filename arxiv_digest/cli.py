@@ -119,10 +119,13 @@ def _print_rows(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from arxiv_digest.dates import check_digest_date, parse_date, today_utc
     from arxiv_digest.settings import load_settings
-    from tasks.lake import open_lake
+    from tasks.preflight import preflight
 
-    target = check_digest_date(parse_date(args.date) if args.date else today_utc(), today_utc())
-    open_lake(load_settings())  # bad settings, credentials or lake fail here, before Prefect
+    # `--date ''` is a mistake, not a request for today.
+    day = parse_date(args.date) if args.date is not None else today_utc()
+    target = check_digest_date(day, today_utc())
+    # Bad settings, paths, credentials or lake fail here, before Prefect and before any write.
+    preflight(load_settings(), digest=not args.ingest_only)
     from flows.daily import daily_digest
 
     _install_log_filter()
@@ -141,12 +144,12 @@ def _progress_bar(args: argparse.Namespace, unit: str) -> RichProgressBar | Sile
 def _cmd_backfill(args: argparse.Namespace) -> int:
     from arxiv_digest.dates import date_range, parse_date, today_utc
     from arxiv_digest.settings import load_settings
-    from tasks.lake import open_lake
+    from tasks.preflight import preflight
 
     start = parse_date(args.start, what="start date")
     end = parse_date(args.end, what="end date")
     days = date_range(start, end, today_utc(), confirmed=args.yes)
-    open_lake(load_settings())
+    preflight(load_settings(), digest=not args.ingest_only)
     from flows.backfill import backfill
 
     _install_log_filter()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -88,6 +89,30 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("arxiv_api_url")
+    @classmethod
+    def _arxiv_url(cls, value: str) -> str:
+        return _require_http_url(value)
+
+    @field_validator("llm_api_base")
+    @classmethod
+    def _llm_url(cls, value: str | None) -> str | None:
+        # An empty variable means "not set" (the provider's own endpoint).
+        return _require_http_url(value) if value else None
+
+    @field_validator("lake_url")
+    @classmethod
+    def _lake_location(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("empty: give a local path or s3://bucket/prefix")
+        if value.startswith("s3://"):
+            if not value.removeprefix("s3://").split("/", 1)[0]:
+                raise ValueError("names no bucket: use s3://bucket or s3://bucket/prefix")
+        elif "://" in value:
+            scheme = value.split("://", 1)[0]
+            raise ValueError(f"{scheme}:// is not supported: give a local path or s3://bucket")
+        return value
+
     @property
     def lake_on_s3(self) -> bool:
         return self.lake_url.startswith("s3://")
@@ -109,6 +134,42 @@ def digest_config_hash(settings: Settings, prompts_fingerprint: str) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _require_http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL with a host, e.g. https://host/path")
+    return value.strip()
+
+
+def env_name(field: str) -> str:
+    """The variable a user sets for a field: `top_n` -> DIGEST_TOP_N, `aws_region` -> AWS_REGION.
+
+    A name that is not a field (pydantic reports aliases as they were found) stays as it is.
+    """
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return field
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _describe_error(err: Any) -> str:
+    loc = err["loc"]
+    name = env_name(str(loc[0])) if loc else "settings"
+    info = Settings.model_fields.get(str(loc[0])) if loc else None
+    shown = name
+    value = err.get("input")
+    # The value helps find a typo. Only DIGEST_ fields show it: the aliased ones (AWS_*,
+    # OPENAI_API_KEY) may hold secrets.
+    if info is not None and info.validation_alias is None and isinstance(value, str | int | float):
+        shown = f"{name}={str(value)[:120]!r}"
+    return f"{shown}: {str(err['msg']).removeprefix('Value error, ')}"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings once; a validation problem becomes one ConfigError line."""
     from pydantic import ValidationError
@@ -116,8 +177,5 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_describe_error(err) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None

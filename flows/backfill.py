@@ -19,7 +19,7 @@ from arxiv_digest.settings import load_settings
 from flows.pipeline import DayPlan, run_days
 from tasks.catalog import rebuild_catalog
 from tasks.digest_stages import day_complete, write_outputs_from_lake
-from tasks.lake import open_lake
+from tasks.preflight import preflight
 
 
 @flow(name="backfill")
@@ -32,7 +32,7 @@ def backfill(start: date, end: date, max_parallel_days: int = 2, allow_empty: bo
     """
     settings = load_settings()
     days = date_range(start, end, today_utc(), confirmed=confirmed)
-    lake = open_lake(settings)
+    lake = preflight(settings, digest=digest)
     todo = [d for d in days if force or not day_complete(settings, lake, d, digest)]
     plan = DayPlan(primary=set(todo), allow_empty=allow_empty, digest=digest,
                    parallel=max(1, max_parallel_days), stop_on_error=False)
@@ -70,7 +70,7 @@ def distributed_backfill(start: date, end: date, deployment: str = "backfill/bac
     logger = get_run_logger()
     settings = load_settings()
     days = date_range(start, end, today_utc(), confirmed=confirmed)
-    lake = open_lake(settings)
+    lake = preflight(settings, digest=digest)
     todo = [d for d in days if force or not day_complete(settings, lake, d, digest)]
     parent = str(flow_run.id or "local")
     if (watcher := current_watcher()) is not None:

@@ -10,7 +10,7 @@ from prefect import flow
 from arxiv_digest.dates import check_digest_date, scan_days, today_utc
 from arxiv_digest.settings import load_settings
 from flows.pipeline import DayPlan, run_days
-from tasks.lake import open_lake
+from tasks.preflight import preflight
 
 
 @flow(name="daily-digest")
@@ -19,7 +19,7 @@ def daily_digest(date: dt.date | None = None, allow_empty: bool = False,
     """Build digest day `date` (default: today, UTC): papers first published the day before."""
     settings = load_settings()
     target = check_digest_date(date or today_utc(), today_utc())
-    lake = open_lake(settings)
+    lake = preflight(settings, digest=digest)
     plan = DayPlan(primary={target}, allow_empty=allow_empty, digest=digest)
     return run_days(settings, lake, "daily-digest", target,
                     scan_days(target, settings.lookback_days), plan)

@@ -28,6 +28,7 @@ from tasks.stages import (
     fetch_day,
     finish_run,
     register_catalog,
+    require_day_papers,
     require_papers,
     start_run,
     store_day,
@@ -67,6 +68,8 @@ def process_day(settings: Settings, lake: Lake, day: date, run: RunRecord,
             # quote(): Prefect would otherwise walk every paper (and every id the lake knows)
             # looking for futures to resolve, a cost that grows with the lake (BENCHMARKS.md).
             day_papers = dedupe_day(lake, quote(window), quote(known))
+        if primary:
+            require_day_papers(window, day_papers, allow_empty=plan.allow_empty)
         with timed(run, "store"):
             store_day(lake, quote(window), quote(day_papers), settings.ingest_config_hash())
         counts: dict[str, Any] = {"fetched": len(window.candidates),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,8 @@ from urllib.parse import urlsplit
 import duckdb
 import pyarrow as pa
 
-from arxiv_digest.errors import CatalogError
+from arxiv_digest.errors import CatalogError, LakeError
+from arxiv_digest.paths import directory_problem
 from arxiv_digest.resources import read_sql, sql_sections
 from arxiv_digest.settings import Settings
 from tasks.analyst import admit, lake_prefix
@@ -26,6 +28,8 @@ from tasks.lake import SCHEMAS, Lake
 logger = logging.getLogger(__name__)
 
 LAKE_TABLES = tuple(SCHEMAS)
+# How DuckDB names a file that is not Parquet ("No magic bytes found at end of file '...'").
+_DAMAGED_FILE = re.compile(r"(?:magic bytes|Parquet|parquet)[^']*'(?P<path>[^']+\.parquet)'")
 
 
 @dataclass
@@ -123,6 +127,63 @@ def _is_lock_conflict(exc: duckdb.Error) -> bool:
     return "lock" in text or "conflict" in text
 
 
+class CorruptCatalogError(CatalogError):
+    """The catalog file is not a DuckDB database any more (derived data: rebuild it)."""
+
+
+# A DuckDB file starts with an 8-byte checksum, then these magic bytes.
+_DUCKDB_MAGIC = b"DUCK"
+
+
+def _looks_corrupt(path: Path) -> bool:
+    """Whether an existing catalog file lacks DuckDB's header (read without opening it, so no
+    lock is taken and a running flow is not disturbed)."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(12)
+    except OSError:
+        return False  # missing or unreadable: connecting says what is wrong
+    # A file shorter than the header may be one another process is creating this instant:
+    # connecting tells (DuckDB refuses a short or empty file as "not a valid DuckDB database").
+    return len(header) == 12 and header[8:12] != _DUCKDB_MAGIC
+
+
+def _corrupt_catalog(path: Path, detail: str = "not a DuckDB database") -> CorruptCatalogError:
+    return CorruptCatalogError(
+        f"the catalog {path} is damaged ({detail}): run `arxiv-digest catalog rebuild` to "
+        "recreate it from the lake")
+
+
+def check_catalog_path(settings: Settings, *, writing: bool = True) -> None:
+    """DIGEST_DUCKDB_PATH names a file we can open (and, `writing`, create); checked without
+    writing anything."""
+    path = Path(settings.duckdb_path)
+    name = f"DIGEST_DUCKDB_PATH={settings.duckdb_path!r}"
+    if path.is_dir():
+        raise CatalogError(f"{name} is a directory: point it at a file, e.g. "
+                           f"{path / 'digest.duckdb'}")
+    problem = directory_problem(path.parent) if writing else None
+    if problem:
+        raise CatalogError(f"{name} cannot be created: {problem}")
+    if _looks_corrupt(path):
+        raise _corrupt_catalog(path)
+
+
+def _set_aside(path: Path) -> None:
+    """Move a damaged catalog (and its write-ahead log) aside, to be made anew from the lake."""
+    moved = path.with_name(f"{path.name}.corrupt")
+    try:
+        path.replace(moved)
+        wal = path.with_name(f"{path.name}.wal")
+        if wal.exists():
+            wal.replace(path.with_name(f"{path.name}.wal.corrupt"))
+    except OSError as exc:
+        raise CatalogError(f"the catalog {path} is damaged and cannot be moved aside: "
+                           f"{exc.strerror or exc}") from None
+    logger.warning("the catalog %s was damaged: moved to %s; rebuilding it from the lake",
+                   path, moved)
+
+
 @contextmanager
 def open_catalog(
     settings: Settings,
@@ -137,6 +198,7 @@ def open_catalog(
         raise CatalogError(
             f"no catalog at {path}: run `arxiv-digest run` or `arxiv-digest catalog rebuild` first"
         )
+    check_catalog_path(settings, writing=not read_only)
     if not read_only:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,9 +210,14 @@ def open_catalog(
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as exc:
+            if "not a valid DuckDB database" in str(exc):
+                raise _corrupt_catalog(path) from None
             if not _is_lock_conflict(exc) or attempt == attempts - 1:
                 raise CatalogError(f"cannot open the catalog {path}: {exc}") from None
             sleep(min(2.0, 0.05 * 2**attempt))
+        except duckdb.Error as exc:
+            # A file with DuckDB's header but damaged inside (e.g. truncated).
+            raise _corrupt_catalog(path, _first_line(exc)) from None
     assert con is not None
     try:
         if settings.lake_on_s3:
@@ -197,8 +264,16 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     sections = sql_sections("views.sql")
     for table in LAKE_TABLES:
         template = sections["lake_view"] if lake.has_data(table) else sections["empty_view"]
-        con.execute(Template(template).substitute(table=table,
-                                                  glob=_sql_literal(lake.glob(table))))
+        try:
+            con.execute(Template(template).substitute(table=table,
+                                                      glob=_sql_literal(lake.glob(table))))
+        except duckdb.Error as exc:
+            # A view reads every file's schema: a damaged one is named with what to do.
+            damaged = _DAMAGED_FILE.search(str(exc))
+            if damaged is None:
+                raise
+            reason = _first_line(exc).split(" '", 1)[0]
+            raise LakeError(lake.corrupt_file_message(damaged["path"], reason)) from None
     con.execute(sections["derived_views"])
 
 
@@ -254,7 +329,19 @@ def refresh_catalog(settings: Settings, lake: Lake) -> None:
 
 
 def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
-    """Recreate the catalog from the lake alone; returns row counts per view/table."""
+    """Recreate the catalog from the lake alone; returns row counts per view/table.
+
+    A damaged catalog file is moved aside (`<name>.corrupt`) and made anew. An empty or
+    missing lake is refused: rebuilding from it would empty `runs` and `days`.
+    """
+    if not any(lake.has_data(table) for table in (*LAKE_TABLES, "runs")):
+        raise CatalogError(
+            f"the lake at {lake.url} holds no data: nothing to rebuild from (check "
+            f"DIGEST_LAKE_URL); the catalog {settings.duckdb_path} was left as it was")
+    try:
+        check_catalog_path(settings)
+    except CorruptCatalogError:
+        _set_aside(Path(settings.duckdb_path))
 
     def action(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("DROP TABLE IF EXISTS days")
@@ -283,7 +370,11 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
             """
         )
 
-    _with_retries(action, settings)
+    try:
+        _with_retries(action, settings)
+    except CorruptCatalogError:  # DuckDB's header was intact, the rest was not
+        _set_aside(Path(settings.duckdb_path))
+        _with_retries(action, settings)
     with open_catalog(settings, read_only=True) as con:
         return {
             name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 
-from tasks.models import DayPapers, Drop, Paper, published_day
+from tasks.models import DayPapers, Drop, Paper, in_window, published_day
 
 # Why a candidate was dropped (the `reason` column of dedup_log).
 REASON_VERSION = "version"  # an older version of a paper whose newer version is kept
@@ -32,7 +32,8 @@ def dedupe_papers(
     """Reduce a day's fetched candidates to its papers, merged with what the lake already holds.
 
     - key: arXiv id without version; the newest version's metadata wins;
-    - candidates whose first version falls outside the day's window belong to another day;
+    - candidates whose first version falls outside the day's window (half-open, UTC: from
+      midnight up to, not including, the next midnight) belong to another day;
     - a paper of this window already in another day's digest (`earlier`: id -> digest date,
       e.g. an imported digest) never re-enters;
     - papers already in this day (`existing`) stay even if this fetch missed them, and so do
@@ -40,16 +41,15 @@ def dedupe_papers(
       explanation, and re-running with the same feed gives the same day.
     """
     earlier = earlier or {}
-    window = published_day(digest_day)
     drops: list[Drop] = []
     eligible: dict[str, list[tuple[int, Paper]]] = {}
     for index, paper in enumerate(candidates):
         other_day = earlier.get(paper.arxiv_id)
         # The window test comes first: it depends on the paper alone, so a day's dedup_log is
         # the same whichever neighbouring day (or worker) finished first.
-        if paper.published.date() != window:
+        if not in_window(paper.published, digest_day):
             drops.append(Drop(paper.arxiv_id, paper.version, REASON_OUT_OF_WINDOW,
-                              f"first version published {paper.published.date().isoformat()}, "
+                              f"first version published {published_day(paper.digest_date)}, "
                               f"belongs to the digest of {paper.digest_date.isoformat()}", index))
         elif other_day is not None and other_day != digest_day:
             drops.append(Drop(paper.arxiv_id, paper.version, REASON_EARLIER_DIGEST,

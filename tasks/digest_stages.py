@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
@@ -10,9 +11,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from arxiv_digest.settings import Settings, digest_config_hash
 from tasks.executive_summary import summarize_day
@@ -46,7 +48,12 @@ class DayLLM:
 
 
 def open_day_llm(settings: Settings, lake: Lake, day: date, run_id: str) -> DayLLM:
-    table = lake.read_partition("llm_cache", day)
+    def set_aside(path: str, moved_to: str) -> None:
+        # The cache is derived data: its answers are simply asked again.
+        _logger().warning("corrupt LLM cache file %s moved to %s; its answers will be asked "
+                          "again", path, moved_to)
+
+    table = lake.read_partition("llm_cache", day, set_aside=set_aside)
     entries = {row["cache_key"]: {"stage": row["stage"], "subject": row["subject"],
                                   "content": row["content"]} for row in table.to_pylist()}
 
@@ -65,6 +72,14 @@ def open_day_llm(settings: Settings, lake: Lake, day: date, run_id: str) -> DayL
                        concurrency=settings.llm_concurrency, rpm=settings.llm_rpm,
                        timeout_s=settings.llm_timeout_s, backoff_s=settings.llm_backoff_s)
     return DayLLM(day, client)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The flow run's logger (its lines reach the Prefect UI), or the module's outside a run."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
 
 
 def record_llm_calls(lake: Lake, llm: DayLLM, run_id: str) -> dict[str, float]:

@@ -7,8 +7,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,7 +18,7 @@ from lxml import etree
 
 from arxiv_digest.backoff import backoff_seconds
 from arxiv_digest.errors import ArxivError, IncompleteFeedError
-from tasks.models import Paper, published_day, split_entry_id
+from tasks.models import Paper, day_window, split_entry_id
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +33,12 @@ def build_query(categories: Iterable[str], digest_day: date) -> str:
     >>> build_query(["cs.CV", "cs.LG"], date(2026, 6, 30))
     '(cat:cs.CV OR cat:cs.LG) AND submittedDate:[202606290000 TO 202606300000]'
 
-    The window closes at the next midnight (inclusive, minute granularity): a paper on the
-    boundary is fetched by both neighbouring days and kept by exactly one (see dedup).
+    The day's window is half-open, [midnight, next midnight) UTC (`day_window`), but the API's
+    range is inclusive at minute granularity, so the query ends at the next midnight: it may
+    also return papers of the next day's first minute, which dedup drops as out-of-window (each
+    paper is kept by exactly one day). Ending at 23:59 instead could miss 23:59:xx papers.
     """
-    day = published_day(digest_day)
-    start = datetime.combine(day, dtime(0, 0))
-    end = start + timedelta(days=1)
+    start, end = day_window(digest_day)
     cats = " OR ".join(f"cat:{c}" for c in categories)
     return f"({cats}) AND submittedDate:[{start:%Y%m%d%H%M} TO {end:%Y%m%d%H%M}]"
 

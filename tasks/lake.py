@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -24,6 +24,10 @@ _NETWORK_ERRORS = ("Couldn't connect", "connect to server", "NETWORK_CONNECTION"
 
 PARTITION = "digest_date"
 FILE_NAME = "part-0.parquet"
+# Damaged files set aside, outside every dataset's directory (so no reader or view sees them).
+QUARANTINE = "_quarantine"
+# Datasets fetched from arXiv (the rest is made from them by our own stages).
+SOURCE_TABLES = ("papers", "dedup_log", "day_manifests")
 _TS = pa.timestamp("us", tz="UTC")
 
 # Column order and types of each dataset; the DuckDB empty views in sql/schema.sql mirror them.
@@ -264,7 +268,9 @@ class Lake:
                 return pq.ParquetFile(handle).read()
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:
+            if _is_corrupt(exc):
+                raise LakeError(self.corrupt_file_message(path, _short(exc))) from None
             if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return None
             raise LakeError(f"cannot read {path}: {_short(exc)}") from None
@@ -282,7 +288,45 @@ class Lake:
             if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return schema.empty_table().select(list(columns) if columns else schema.names)
             raise LakeError(f"cannot read {self.table_dir(table)}: {_short(exc)}") from None
-        return dataset.to_table(columns=list(columns) if columns else None)
+        try:
+            return dataset.to_table(columns=list(columns) if columns else None)
+        except (OSError, pa.ArrowException) as exc:
+            if not _is_corrupt(exc):
+                raise LakeError(f"cannot read {self.table_dir(table)}: {_short(exc)}") from None
+            # The scan's error names the file only in passing: find it to say what to do.
+            for path in dataset.files:
+                try:
+                    with self.fs.open_input_file(path) as handle:
+                        pq.ParquetFile(handle)
+                except (OSError, pa.ArrowException) as file_exc:
+                    if _is_corrupt(file_exc):
+                        raise LakeError(self.corrupt_file_message(path, _short(file_exc))) from None
+            raise LakeError(f"cannot read {self.table_dir(table)}: {_short(exc)}") from None
+
+    def corrupt_file_message(self, path: str, reason: str) -> str:
+        """One line naming a damaged lake file (a path on the lake's filesystem, or an s3://
+        URL) and the way to get its data back."""
+        path = path.removeprefix("s3://")
+        table, _, rest = path.removeprefix(f"{self.root}/").partition("/")
+        day = rest.partition("/")[0].removeprefix(f"{PARTITION}=")
+        where = f"s3://{path}" if self.on_s3 else path
+        problem = f"{where} is not a readable Parquet file ({reason})"
+        if table == "runs":
+            return f"{problem}; it is one run record: delete it (the catalog forgets that run)"
+        if table not in SCHEMAS or not rest.startswith(f"{PARTITION}="):
+            return f"{problem}; restore it from a backup or delete it"
+        if table == "llm_cache":
+            return (f"{problem}; it holds cached LLM answers of digest {day}: delete it (they "
+                    "are asked again)")
+        if table == "llm_calls":
+            return (f"{problem}; it holds LLM call records of digest {day}: delete it (the "
+                    "catalog forgets those calls)")
+        rerun = f"delete it and run `arxiv-digest run --date {day}`"
+        if table in SOURCE_TABLES:
+            return (f"{problem}; it holds the {table} of digest {day}, which arXiv serves again: "
+                    f"{rerun}")
+        return (f"{problem}; it holds the {table} of digest {day}, made from that day's papers: "
+                f"{rerun} (answers in the LLM cache are reused)")
 
     def paper_days(self) -> dict[str, date]:
         """arxiv_id -> digest date for every paper in the lake (one column scan)."""
@@ -339,8 +383,14 @@ class Lake:
         """One more file in a day's partition (append-only datasets: llm_calls, llm_cache)."""
         self._put(self.day_path(table, day, name), parquet_bytes(rows.cast(SCHEMAS[table])))
 
-    def read_partition(self, table: str, day: date) -> pa.Table:
-        """Every file of one day's partition of an append-only dataset."""
+    def read_partition(self, table: str, day: date, *,
+                       set_aside: Callable[[str, str], None] | None = None) -> pa.Table:
+        """Every file of one day's partition of an append-only dataset.
+
+        A corrupt file is an error naming it; with `set_aside` (for derived data such as the
+        LLM cache, which can be asked again) it is moved under `_quarantine/` instead, and
+        `set_aside(file, new_place)` is told.
+        """
         directory = f"{self.table_dir(table)}/{PARTITION}={day.isoformat()}"
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
@@ -349,13 +399,27 @@ class Lake:
                            and not i.path.rsplit("/", 1)[-1].startswith("."))
             tables = []
             for path in files:
-                with self.fs.open_input_file(path) as handle:
-                    tables.append(pq.ParquetFile(handle).read())
-        except OSError as exc:
+                try:
+                    with self.fs.open_input_file(path) as handle:
+                        tables.append(pq.ParquetFile(handle).read())
+                except (OSError, pa.ArrowException) as exc:
+                    if not _is_corrupt(exc):
+                        raise
+                    if set_aside is None:
+                        raise LakeError(self.corrupt_file_message(path, _short(exc))) from None
+                    set_aside(path, self._quarantine(path))
+        except (OSError, pa.ArrowException) as exc:
             raise LakeError(f"cannot read {directory}: {_short(exc)}") from None
         if not tables:
             return SCHEMAS[table].empty_table()
         return pa.concat_tables([t.cast(SCHEMAS[table]) for t in tables])
+
+    def _quarantine(self, path: str) -> str:
+        """Move a damaged file out of its dataset (no reader sees it), keeping it for a look."""
+        target = f"{self.root}/{QUARANTINE}/{path.removeprefix(f'{self.root}/')}"
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        self.fs.move(path, target)
+        return f"s3://{target}" if self.on_s3 else target
 
     def write_run(self, run_id: str, rows: pa.Table) -> None:
         """One file per run record under runs/, so a catalog rebuild keeps the run history."""
@@ -375,6 +439,15 @@ class Lake:
         except OSError:
             return False
         return existing == data
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    """Whether a read failed on the file's bytes (not on the storage): a damaged Parquet file."""
+    if isinstance(exc, pa.ArrowInvalid):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, OSError) and any(
+        sign in text for sign in ("magic bytes", "thrift", "corrupt", "parquet file size"))
 
 
 def _short(exc: BaseException) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 _ENTRY_ID = re.compile(r"(?:abs/)?(?P<id>[^/]+/\d{7}|\d{4}\.\d{4,5})(?:v(?P<version>\d+))?$")
 
@@ -49,13 +49,34 @@ class Paper:
         return digest_date_for(self.published)
 
 
+def _utc(moment: datetime) -> datetime:
+    # arXiv's timestamps are UTC; a naive one is read as UTC, never as the machine's zone.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def digest_date_for(published: datetime) -> date:
-    return published.date() + timedelta(days=1)
+    return _utc(published).date() + timedelta(days=1)
 
 
 def published_day(digest_day: date) -> date:
     """The UTC day whose submissions digest `digest_day` holds."""
     return digest_day - timedelta(days=1)
+
+
+def day_window(digest_day: date) -> tuple[datetime, datetime]:
+    """The half-open UTC window [start, end) of first versions that digest `digest_day` holds.
+
+    Adjacent days' windows share only their boundary, which belongs to the later one: a paper
+    first published at exactly midnight is in exactly one digest.
+    """
+    day = published_day(digest_day)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def in_window(published: datetime, digest_day: date) -> bool:
+    start, end = day_window(digest_day)
+    return start <= _utc(published) < end
 
 
 @dataclass(frozen=True)

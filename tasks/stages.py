@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -60,6 +61,20 @@ def require_papers(window: FetchedWindow, allow_empty: bool) -> None:
             f"arXiv returned no papers for digest {window.digest_date.isoformat()} "
             f"(query {window.query!r}); pass --allow-empty if that is expected"
         )
+
+
+def require_day_papers(window: FetchedWindow, day: DayPapers, allow_empty: bool) -> None:
+    """Never a silent empty digest, even when arXiv did answer: every candidate may belong to
+    another day (first published outside the window, or already in another digest)."""
+    if day.papers or allow_empty:
+        return
+    reasons = Counter(drop.reason for drop in day.drops)
+    why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    raise EmptyWindowError(
+        f"digest {window.digest_date.isoformat()} has no papers: the {len(window.candidates)} "
+        f"candidates arXiv returned for query {window.query!r} all belong to other days "
+        f"(dropped: {why}); pass --allow-empty if that is expected"
+    )
 
 
 @task(name="dedupe_day", cache_policy=NO_CACHE)

@@ -104,6 +104,23 @@ def test_allow_empty_records_empty_day(run_env):
                            ).fetchone() == (0,)
 
 
+def test_adjacent_days_never_both_hold_a_paper(run_env):
+    # The replay's first paper is published at exactly 2026-06-29 00:00: the queries of digests
+    # 2026-06-29 and 2026-06-30 both return it; the half-open windows give it to one day.
+    for day in (date(2026, 6, 29), DAY, date(2026, 7, 1)):
+        daily_digest(date=day, allow_empty=True, digest=False)
+    with open_catalog(load_settings(), read_only=True) as con:
+        twice = con.execute("SELECT count(*) FROM (SELECT arxiv_id FROM papers GROUP BY arxiv_id "
+                            "HAVING count(DISTINCT digest_date) > 1)").fetchone()[0]
+        boundary = con.execute("SELECT digest_date FROM papers WHERE published = "
+                               "TIMESTAMPTZ '2026-06-29 00:00:00+00'").fetchall()
+        reasons = con.execute("SELECT list(DISTINCT reason) FROM dedup_log "
+                              "WHERE digest_date = DATE '2026-06-29'").fetchone()[0]
+    assert twice == 0
+    assert boundary == [(DAY,)]
+    assert reasons == ["out-of-window"]
+
+
 def test_arxiv_error_feed_fails_run_and_records_it(run_env, replay):
     replay.set_faults([Fault("error-feed", 0)])
     with pytest.raises(ArxivError, match="HTTP 400"):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from tasks.dedup import (
     REASON_CROSS_LIST,
@@ -12,6 +13,7 @@ from tasks.dedup import (
     REASON_VERSION,
     dedupe_papers,
 )
+from tasks.models import day_window, in_window
 from tests.conftest import make_paper
 
 DAY = date(2026, 6, 30)
@@ -96,3 +98,27 @@ def test_dedupe_does_not_downgrade_existing_newer_version():
     day = dedupe_papers(DAY, [v1], existing=[v2])
     assert [p.version for p in day.papers] == [2]
     assert [d.reason for d in day.drops] == [REASON_VERSION]
+
+
+def test_window_is_half_open_so_a_midnight_paper_is_in_exactly_one_day():
+    midnight = make_paper("2606.20", published="2026-06-30T00:00:00")
+    second_before = make_paper("2606.21", published="2026-06-29T23:59:59")
+    this_day = dedupe_papers(DAY, [midnight, second_before])
+    next_day = dedupe_papers(date(2026, 7, 1), [midnight, second_before])
+    assert [p.arxiv_id for p in this_day.papers] == ["2606.21"]
+    assert [p.arxiv_id for p in next_day.papers] == ["2606.20"]
+    assert [d.reason for d in this_day.drops + next_day.drops] == [REASON_OUT_OF_WINDOW] * 2
+    assert day_window(DAY) == (datetime(2026, 6, 29, tzinfo=UTC),
+                               datetime(2026, 6, 30, tzinfo=UTC))
+    assert not in_window(midnight.published, DAY)
+    assert in_window(midnight.published, date(2026, 7, 1))
+
+
+def test_window_is_utc_whatever_zone_the_timestamp_carries():
+    # 2026-06-30 01:30 at UTC+2 is 2026-06-29 23:30 UTC: a paper of digest 2026-06-30.
+    paper = replace(make_paper("2606.22"),
+                    published=datetime(2026, 6, 30, 1, 30, tzinfo=timezone(timedelta(hours=2))))
+    assert paper.digest_date == DAY
+    assert [p.arxiv_id for p in dedupe_papers(DAY, [paper]).papers] == ["2606.22"]
+    assert [d.reason for d in dedupe_papers(date(2026, 7, 1), [paper]).drops] == [
+        REASON_OUT_OF_WINDOW]

@@ -1,0 +1,35 @@
+"""One check of everything a run will touch, before it touches anything.
+
+Called by the CLI for `run` and `backfill` (before Prefect starts) and by the flows at their
+start (a deployment's run gets no CLI). Each problem is one DigestError line naming the setting
+as the user types it; only the last check, the lake's, writes (its directory and a probe file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arxiv_digest.errors import ConfigError
+from arxiv_digest.paths import directory_problem
+from arxiv_digest.settings import Settings
+from tasks.catalog import check_catalog_path
+from tasks.lake import Lake, open_lake
+
+
+def check_output_dir(settings: Settings) -> None:
+    """DIGEST_OUTPUT_DIR is a directory we can write, or can be created as one."""
+    problem = directory_problem(Path(settings.output_dir))
+    if problem:
+        raise ConfigError(f"DIGEST_OUTPUT_DIR={settings.output_dir!r} cannot be used: {problem}")
+
+
+def preflight(settings: Settings, *, digest: bool = True) -> Lake:
+    """The configured lake, once every setting a run depends on has been checked.
+
+    URLs and values were validated when the settings were read; here come the places: the
+    output directory (only when digests are rendered), the DuckDB file, then the lake.
+    """
+    if digest:
+        check_output_dir(settings)
+    check_catalog_path(settings)
+    return open_lake(settings)
