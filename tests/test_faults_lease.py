@@ -24,6 +24,7 @@ import pytest
 
 from arxiv_digest.errors import LeaseLostError
 from arxiv_digest.settings import Settings, load_settings
+from tasks.coordination import day_lease
 from tasks.lake import Lake, papers_table
 from tasks.leases import DayLease, Heartbeat, S3LeaseStore, hold_day_lease
 from tests.conftest import make_paper
@@ -184,6 +185,28 @@ def test_lake_a_lease_does_not_block_the_same_day_on_lake_b(lake_settings):
     bucket = lake_a.root.split("/")[0]
     assert on_a.store.location == f"s3://{bucket}/lake-a/_leases/2026-06-30.json"
     assert on_b.store.location == f"s3://{bucket}/lake-b/_leases/2026-06-30.json"
+
+
+def test_day_lease_holds_the_same_day_on_two_lakes_at_once(lake_settings):
+    settings_a, lake_a = lake_settings("lake-a")
+    settings_b, lake_b = lake_settings("lake-b")
+    entered_b = threading.Event()
+
+    def hold_b() -> None:
+        with day_lease(settings_b, lake_b, DAY) as lake:
+            lake.write_day("papers", DAY, papers_table([make_paper()]))
+            entered_b.set()
+
+    with day_lease(settings_a, lake_a, DAY) as guarded_a:
+        assert guarded_a.write_guard is not None  # writes of the day check the lease
+        other = threading.Thread(target=hold_b, daemon=True)
+        other.start()
+        other.join(timeout=30)
+        assert entered_b.is_set(), "lake B waited for lake A's lease of the same day"
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    bucket = lake_a.root.split("/")[0]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert not {k for k in keys if "/_leases/" in k}  # both released
 
 
 def test_renewal_after_takeover_fails_and_the_old_holder_stops_writing(lake_settings):
