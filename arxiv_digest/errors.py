@@ -27,3 +27,7 @@ class LakeError(DigestError):
 
 class CatalogError(DigestError):
     """The DuckDB catalog cannot be opened, registered or queried."""
+
+
+class LeaseLostError(DigestError):
+    """Another run took a digest day's lease over: this run must stop working on that day."""

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     lookback_days: int = Field(3, ge=0, le=30)
     output_dir: str = "./output"
     fulltext: bool = True
+    # A day's lease on an S3 lake expires this long after its holder's last heartbeat (renewed
+    # every third of it): a crashed run blocks its day for at most this long.
+    lease_ttl_s: float = Field(60.0, gt=0)
 
     # The OpenAI-compatible key, only needed with DIGEST_LLM_API_BASE (other providers' keys are
     # read by litellm from their own standard variables).

@@ -57,7 +57,9 @@ def process_day(settings: Settings, lake: Lake, day: date, run: RunRecord,
     re-renders that day's digest.
     """
     primary = day in plan.primary
-    with day_lease(lake, day):
+    # Inside the lease the day is written through the lease's lake, which refuses writes
+    # once the lease is lost (S3): another run has taken the day over.
+    with day_lease(settings, lake, day) as lake:
         with timed(run, "fetch"):
             window = fetch_day(settings, day)
         if primary:

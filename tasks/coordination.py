@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from functools import partial
+from typing import Any
 
+from prefect import get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import concurrency, rate_limit
+from prefect.concurrency.sync import rate_limit
+from prefect.exceptions import MissingContextError
 
+from arxiv_digest.settings import Settings
 from tasks.lake import Lake
+from tasks.leases import DayLease, S3LeaseStore, hold_day_lease
 
 ARXIV_LIMIT = "arxiv-api"
-# A crashed holder's slot frees itself after this long; a live holder renews it.
-LEASE_SECONDS = 60.0
-
-
-def day_lease_name(day: date) -> str:
-    return f"digest-day-{day.isoformat()}"
 
 
 def _ensure_limit(name: str, limit: int, slot_decay_per_second: float | None = None) -> None:
@@ -29,27 +29,38 @@ def _ensure_limit(name: str, limit: int, slot_decay_per_second: float | None = N
             name, limit, slot_decay_per_second=slot_decay_per_second)
 
 
+def _logger() -> Any:
+    """The flow run's logger (its lines reach the console and the UI), or this module's."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 @contextmanager
-def day_lease(lake: Lake, day: date) -> Iterator[None]:
+def day_lease(settings: Settings, lake: Lake, day: date) -> Iterator[Lake]:
     """Hold the day's lease: daily, backfill and workers never process one day twice at once.
 
-    Local lake: an exclusive `flock` on `<lake>/_leases/<day>.lock`, which the kernel releases
-    the moment its holder dies (kill -9 included), so a resumed run never waits. S3 lake (runs
-    on several machines): a Prefect global concurrency limit per day, held under a lease that
-    the holder renews and that expires if it crashes.
+    Yields the lake to write the day through. Local lake: an exclusive `flock` on
+    `<lake>/_leases/<day>.lock`, which the kernel releases the moment its holder dies (kill -9
+    included), so a resumed run never waits. S3 lake (runs on several machines): the object
+    `<lake>/_leases/<day>.json`, written with conditional PUTs, renewed by a heartbeat and
+    taken over once expired (tasks/leases.py); a crashed holder blocks the day for at most
+    DIGEST_LEASE_TTL_S, and the yielded lake refuses writes once the lease is lost.
     """
     if lake.on_s3:
-        name = day_lease_name(day)
-        _ensure_limit(name, 1)
-        with concurrency(name, occupy=1, lease_duration=LEASE_SECONDS, strict=True):
-            yield
+        log = _logger()
+        lease = DayLease(S3LeaseStore.for_day(settings, lake, day), day, settings.lease_ttl_s,
+                         log=log.info)
+        with hold_day_lease(lease, lake, warn=log.warning) as guarded:
+            yield guarded
         return
     directory = os.path.join(lake.root, "_leases")
     os.makedirs(directory, exist_ok=True)
     fd = os.open(os.path.join(directory, f"{day.isoformat()}.lock"), os.O_CREAT | os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield lake
     finally:
         os.close(fd)  # closing releases the lock
 

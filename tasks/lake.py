@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import pyarrow as pa
@@ -187,6 +187,9 @@ class Lake:
     fs: pafs.FileSystem
     root: str
     endpoint: str | None = None
+    # Called before every write: a day's lease (tasks/leases.py) installs its check here, so a
+    # run that lost the day stops at its next write.
+    write_guard: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Lake:
@@ -365,6 +368,8 @@ class Lake:
         return True
 
     def _put(self, path: str, data: bytes) -> None:
+        if self.write_guard is not None:
+            self.write_guard()
         try:
             if self.on_s3:
                 with self.fs.open_output_stream(path) as out:
