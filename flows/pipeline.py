@@ -22,6 +22,7 @@ from flows.digest_day import produce_digest
 from tasks.catalog import RunRecord
 from tasks.coordination import day_lease
 from tasks.lake import Lake
+from tasks.run_records import open_run
 from tasks.stages import (
     account_day,
     dedupe_day,
@@ -130,6 +131,8 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
                 finished = len(plan.done) + len(plan.failed)
             update_progress_artifact(progress, 100.0 * finished / len(days))
 
+    # In the lake as `running` from now on (earlier runs found dead are recorded as `died`).
+    live = open_run(settings, lake, run)
     try:
         if plan.parallel <= 1:
             for day in days:
@@ -141,10 +144,15 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
                 for future in futures:
                     future.result()
     except DigestError as exc:
+        live.stop()
         register_catalog(settings, lake, finish_run(run, exc))
+        live.release()
         raise
+    finally:
+        live.stop()  # before the final record: a late heartbeat must not overwrite it
     with timed(run, "register"):
         register_catalog(settings, lake, finish_run(run, first_error))
+    live.release()
     return {"run_id": run.run_id, "days": run.days, "candidates": run.candidates,
             "papers_added": run.papers_added, "dropped": run.dropped,
             "arxiv_requests": run.arxiv_requests, "llm_calls": run.llm_calls,

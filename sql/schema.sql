@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS runs (
     days            VARCHAR[],
     started_at      TIMESTAMPTZ NOT NULL,
     finished_at     TIMESTAMPTZ,
-    status          VARCHAR NOT NULL,      -- completed | failed
+    status          VARCHAR NOT NULL,      -- running | completed | failed | died
     candidates      INTEGER,
     papers_added    INTEGER,
     dropped         INTEGER,
@@ -16,8 +16,15 @@ CREATE TABLE IF NOT EXISTS runs (
     llm_calls       INTEGER,               -- LLM requests actually sent (cache hits excluded)
     cost_usd        DOUBLE,
     stage_seconds   VARCHAR,               -- JSON object: stage -> seconds
-    error           VARCHAR
+    error           VARCHAR,
+    host            VARCHAR,               -- where the run ran (process `pid`)
+    pid             BIGINT,
+    heartbeat_at    TIMESTAMPTZ            -- its last sign of life
 );
+-- Catalogs made before these columns existed.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS host VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS pid BIGINT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ;
 
 -- One row per digest day the lake holds: its latest stage status and counts.
 CREATE TABLE IF NOT EXISTS days (

@@ -42,7 +42,7 @@ class RunRecord:
     days: list[str]
     started_at: datetime
     finished_at: datetime | None = None
-    status: str = "running"
+    status: str = "running"  # running | completed | failed | died (ended without an outcome)
     candidates: int = 0
     papers_added: int = 0
     dropped: int = 0
@@ -51,6 +51,10 @@ class RunRecord:
     cost_usd: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    # Who runs it and when it last showed life: a later run tells a dead `running` run by them.
+    host: str | None = None
+    pid: int | None = None
+    heartbeat_at: datetime | None = None
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -61,6 +65,7 @@ class RunRecord:
             "arxiv_requests": self.arxiv_requests, "llm_calls": self.llm_calls,
             "cost_usd": self.cost_usd,
             "stage_seconds": json.dumps(self.stage_seconds, sort_keys=True), "error": self.error,
+            "host": self.host, "pid": self.pid, "heartbeat_at": self.heartbeat_at,
         }
 
 
@@ -71,6 +76,7 @@ RUNS_SCHEMA = pa.schema([
     ("candidates", pa.int32()), ("papers_added", pa.int32()), ("dropped", pa.int32()),
     ("arxiv_requests", pa.int32()), ("llm_calls", pa.int32()), ("cost_usd", pa.float64()),
     ("stage_seconds", pa.string()), ("error", pa.string()),
+    ("host", pa.string()), ("pid", pa.int64()), ("heartbeat_at", pa.timestamp("us", tz="UTC")),
 ])
 
 
@@ -318,6 +324,17 @@ def register_run(
     _with_retries(action, settings, sleep=sleep)
 
 
+def record_runs(settings: Settings, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Upsert run rows already written to the lake (runs found dead by a later run)."""
+
+    def action(con: duckdb.DuckDBPyConnection) -> None:
+        create_schema(con)
+        for row in rows:
+            _insert_run(con, row)
+
+    _with_retries(action, settings)
+
+
 def refresh_catalog(settings: Settings, lake: Lake) -> None:
     """Make sure the schema and every view exist (after data arrived outside a flow run)."""
 
@@ -351,7 +368,8 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
         if lake.has_data("runs"):
             con.execute(
                 f"INSERT INTO runs SELECT {', '.join(RUNS_SCHEMA.names)} FROM read_parquet("
-                f"{_sql_literal(lake.runs_glob())}, hive_partitioning = false)"
+                f"{_sql_literal(lake.runs_glob())}, hive_partitioning = false, "
+                "union_by_name = true)"  # records written before a column existed: NULL
             )
         con.execute(
             """

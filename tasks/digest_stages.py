@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
 from arxiv_digest.settings import Settings, digest_config_hash
+from tasks.call_recorder import CallRecorder, lake_batch_writer
 from tasks.executive_summary import summarize_day
 from tasks.fulltext import fetch_fulltexts
 from tasks.key_findings import Finding, extract_key_findings
@@ -42,6 +43,7 @@ class DayLLM:
 
     day: date
     client: LLMClient
+    recorder: CallRecorder
 
     def run(self, coro: Coroutine[Any, Any, R]) -> R:
         return run_on_llm_loop(coro)
@@ -66,12 +68,15 @@ def open_day_llm(settings: Settings, lake: Lake, day: date, run_id: str) -> DayL
     if settings.llm_api_base:
         api_key = (settings.openai_api_key.get_secret_value() if settings.openai_api_key
                    else "sk-no-key-needed")
+    # Call records reach the lake in small batches while the stages run (tasks/call_recorder).
+    recorder = CallRecorder(lake_batch_writer(lake, day, run_id)).start()
     client = LLMClient(model=settings.llm_model, api_base=settings.llm_api_base,
                        api_key=api_key, cache=LLMCache(entries, persist),
                        run_id=run_id,
                        concurrency=settings.llm_concurrency, rpm=settings.llm_rpm,
-                       timeout_s=settings.llm_timeout_s, backoff_s=settings.llm_backoff_s)
-    return DayLLM(day, client)
+                       timeout_s=settings.llm_timeout_s, backoff_s=settings.llm_backoff_s,
+                       on_record=recorder.add)
+    return DayLLM(day, client, recorder)
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -83,11 +88,9 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
 
 
 def record_llm_calls(lake: Lake, llm: DayLLM, run_id: str) -> dict[str, float]:
+    """Write the day's call records not written yet; the day's usage from all of them."""
     calls = llm.client.calls
-    if calls:
-        rows = [{**asdict(c), "run_id": run_id} for c in calls]
-        lake.write_day_file("llm_calls", llm.day, f"run-{run_id}.parquet",
-                            lake.rows("llm_calls", rows))
+    llm.recorder.close(calls)
     made = [c for c in calls if not c.cache_hit]
     return {"llm_calls": len(made), "cache_hits": len(calls) - len(made),
             "cost_usd": round(sum(c.cost_usd for c in made), 6),

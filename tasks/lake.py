@@ -6,7 +6,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -28,6 +28,8 @@ FILE_NAME = "part-0.parquet"
 QUARANTINE = "_quarantine"
 # Datasets fetched from arXiv (the rest is made from them by our own stages).
 SOURCE_TABLES = ("papers", "dedup_log", "day_manifests")
+# Markers of runs that may still be running (tasks/run_records.py).
+RUNNING = "_running"
 _TS = pa.timestamp("us", tz="UTC")
 
 # Column order and types of each dataset; the DuckDB empty views in sql/schema.sql mirror them.
@@ -428,7 +430,47 @@ class Lake:
 
     def write_run(self, run_id: str, rows: pa.Table) -> None:
         """One file per run record under runs/, so a catalog rebuild keeps the run history."""
-        self._put(f"{self.root}/runs/run_id={run_id}/{FILE_NAME}", parquet_bytes(rows))
+        self._put(self._run_path(run_id), parquet_bytes(rows))
+
+    def _run_path(self, run_id: str) -> str:
+        return f"{self.root}/runs/run_id={run_id}/{FILE_NAME}"
+
+    def read_run(self, run_id: str) -> pa.Table | None:
+        """A run's record, or None if it has none (yet)."""
+        path = self._run_path(run_id)
+        try:
+            with self.fs.open_input_file(path) as handle:
+                return pq.ParquetFile(handle).read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                return None
+            raise LakeError(f"cannot read {path}: {_short(exc)}") from None
+
+    # Runs that may still be running each have an empty marker under _running/, so a new run
+    # finds the runs that died by listing a handful of markers, not by reading every record.
+
+    def mark_running(self, run_id: str) -> None:
+        self._put(f"{self.root}/{RUNNING}/{run_id}", b"")
+
+    def running_marks(self) -> dict[str, datetime]:
+        """run_id -> when its marker was written, for every marked run."""
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(f"{self.root}/{RUNNING}",
+                                                            allow_not_found=True))
+        except OSError as exc:
+            raise LakeError(f"cannot list {self.root}/{RUNNING}: {_short(exc)}") from None
+        return {i.base_name: (i.mtime or datetime.now(UTC)).astimezone(UTC) for i in infos
+                if i.type == pafs.FileType.File and not i.base_name.startswith(".")}
+
+    def clear_running(self, run_id: str) -> None:
+        try:
+            self.fs.delete_file(f"{self.root}/{RUNNING}/{run_id}")
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise LakeError(f"cannot delete the marker of run {run_id}: {_short(exc)}") from None
 
     def runs_glob(self) -> str:
         base = f"s3://{self.root}" if self.on_s3 else self.root

@@ -244,6 +244,7 @@ class LLMClient:
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         completion: Callable[..., Awaitable[Any]] | None = None,
+        on_record: Callable[[LLMCallRecord], None] | None = None,
     ) -> None:
         self.model = model
         self.api_base = api_base
@@ -254,6 +255,9 @@ class LLMClient:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.calls: list[LLMCallRecord] = []
+        # Given each record once it is final (cache hit, answer or failure): it is stored
+        # while the stage runs, so a killed run's calls are not lost.
+        self.on_record = on_record
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
@@ -328,10 +332,14 @@ class LLMClient:
         cached = self.cache.get(key)
         if cached is not None:
             record.cache_hit = True
+            if self.on_record is not None:
+                self.on_record(record)
             return key, cached, None
         assert self._semaphore is not None
         async with self._semaphore:
             content, error = await self._call_with_retries(request, messages, record)
+        if self.on_record is not None:
+            self.on_record(record)
         return key, content, error
 
     async def _back_off(self, attempt: int, exc: BaseException) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -120,7 +122,8 @@ def timed(run: RunRecord, stage: str) -> Iterator[None]:
 
 def start_run(flow: str, target: date | None, days: list[date], run_id: str) -> RunRecord:
     return RunRecord(run_id=run_id, flow=flow, target_date=target,
-                     days=[d.isoformat() for d in days], started_at=datetime.now(UTC))
+                     days=[d.isoformat() for d in days], started_at=datetime.now(UTC),
+                     host=socket.gethostname(), pid=os.getpid())
 
 
 def account_day(run: RunRecord, window: FetchedWindow, day: DayPapers) -> None:

@@ -141,3 +141,32 @@ def test_registration_waits_for_a_writer_in_another_process(settings):
     con = duckdb.connect(settings.duckdb_path, read_only=True)
     assert con.execute("SELECT run_id FROM runs").fetchall() == [("r",)]
     con.close()
+
+
+def test_catalog_and_run_records_from_before_liveness_columns_still_register_and_rebuild(
+        settings):
+    """Runs recorded before `host`, `pid` and `heartbeat_at` existed stay readable."""
+    import pyarrow as pa
+
+    from tasks.catalog import RUNS_SCHEMA
+
+    lake = open_lake(settings)
+    old_schema = pa.schema([f for f in RUNS_SCHEMA if f.name not in ("host", "pid",
+                                                                     "heartbeat_at")])
+    old = RunRecord(run_id="old", flow="t", target_date=None, days=[],
+                    started_at=datetime.now(UTC), status="completed").as_row()
+    lake.write_run("old", pa.Table.from_pylist([old], schema=old_schema))
+    con = duckdb.connect(settings.duckdb_path)
+    types = {"run_id": "VARCHAR PRIMARY KEY", "days": "VARCHAR[]", "started_at": "TIMESTAMPTZ",
+             "finished_at": "TIMESTAMPTZ", "target_date": "DATE", "cost_usd": "DOUBLE"}
+    columns = ", ".join(f"{f.name} {types.get(f.name, 'VARCHAR')}" for f in old_schema)
+    con.execute(f"CREATE TABLE runs ({columns})")  # an old catalog's table
+    con.close()
+
+    new = RunRecord(run_id="new", flow="t", target_date=None, days=[],
+                    started_at=datetime.now(UTC), status="completed", host="h", pid=7)
+    register_run(settings, lake, new, [])
+    rebuild_catalog(settings, lake)
+    with open_catalog(settings, read_only=True) as con:
+        rows = con.execute("SELECT run_id, host, pid FROM runs ORDER BY run_id").fetchall()
+    assert rows == [("new", "h", 7), ("old", None, None)]
