@@ -27,19 +27,17 @@ MARKDOWN_LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*)?
 
 
 def repository_files() -> list[PurePosixPath]:
-    """Tracked files plus new ones not ignored (a file about to be committed is checked too)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, check=True).stdout.decode()
+    """The tracked files (what a clone gets)."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode()
     return sorted({PurePosixPath(name) for name in listed.split("\0") if name})
 
 
 def read_text(path: Path) -> str | None:
     """The file's text, or None for binary files (NUL bytes or not UTF-8) and deleted files."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:  # deleted in the work tree, not yet in the index
+    if not path.is_file():  # deleted in the work tree but still in the index
         return None
+    raw = path.read_bytes()
     if b"\0" in raw:
         return None
     try:
