@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from arxiv_digest.errors import ConfigError, DigestError
+from arxiv_digest.lifeline import guard_prefect_temporary_server
 from arxiv_digest.progress import RichProgressBar, SilentProgress, watching
 
 # Offline-friendly defaults for the libraries we drive; explicit user settings still win.
@@ -129,6 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from flows.daily import daily_digest
 
     _install_log_filter()
+    guard_prefect_temporary_server()  # a killed run must not leave Prefect's server behind
     summary = daily_digest(date=target, allow_empty=args.allow_empty,
                            digest=not args.ingest_only)
     print(f"digest {target}: {summary['candidates']} candidates, {summary['papers_added']} new "
@@ -153,6 +155,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     from flows.backfill import backfill
 
     _install_log_filter()
+    guard_prefect_temporary_server()
     if args.parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, not {args.parallel}")
     if args.distributed:

@@ -15,8 +15,10 @@ import pytest
 from arxiv_digest.settings import Settings, load_settings
 from tasks.models import Paper
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-RECORDED_API = SHARED / "fixtures" / "arxiv-api"
+# Recorded real data shipped with the tests (origin and checksums: tests/data/PROVENANCE.md).
+TEST_DATA = Path(__file__).resolve().parent / "data"
+RECORDED_API = TEST_DATA / "arxiv-api"
+REFERENCE_DIGEST = TEST_DATA / "reference" / "digest-2025-12-05.md"
 DEMO_DAY = "2026-06-30"
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

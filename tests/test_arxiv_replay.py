@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import selectors
@@ -17,6 +18,7 @@ import pytest
 import requests
 from lxml import etree
 
+from tests.conftest import RECORDED_API as RECORDED
 from tests.servers.arxiv_replay import (
     BUNDLED_DAY,
     Fault,
@@ -27,10 +29,6 @@ from tests.servers.arxiv_replay import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-# The recorded API responses live outside the repo (shared fixtures); skip those tests without them.
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
-RECORDED = SHARED_FIXTURES / "arxiv-api"
-needs_recorded = pytest.mark.skipif(not RECORDED.is_dir(), reason=f"{RECORDED} not available")
 
 NS = {
     "atom": "http://www.w3.org/2005/Atom",
@@ -118,11 +116,10 @@ def test_load_listing_day_builds_one_v1_entry_per_row_in_file_order(entries):
     assert load_listing_day(BUNDLED_DAY) == entries  # deterministic
 
 
-def test_bundled_day_is_a_verbatim_copy_when_shared_fixture_exists():
-    shared = SHARED_FIXTURES / "listing-days" / "2026-06-30.jsonl"
-    if not shared.exists():
-        pytest.skip("shared fixture not available")
-    assert BUNDLED_DAY.read_bytes() == shared.read_bytes()
+def test_bundled_day_is_the_verbatim_copy_its_provenance_names():
+    provenance = (BUNDLED_DAY.parent / "PROVENANCE.md").read_text(encoding="utf-8")
+    (recorded_sha,) = re.findall(r"sha256 `([0-9a-f]{64})`", provenance)
+    assert hashlib.sha256(BUNDLED_DAY.read_bytes()).hexdigest() == recorded_sha
 
 
 # --- the bundled day through the real client ------------------------------------------------------
@@ -381,7 +378,6 @@ def entry_shape(entry: etree._Element) -> list[tuple]:
     return shape
 
 
-@needs_recorded
 def test_feed_layout_matches_recorded_arxiv_format_when_built(entries):
     real = etree.fromstring(
         recorded("q_testing_s0_m100_cfe7536492ca.json")["body"].encode("latin-1")
@@ -399,7 +395,6 @@ def test_feed_layout_matches_recorded_arxiv_format_when_built(entries):
     assert our_shapes <= real_shapes
 
 
-@needs_recorded
 def test_error_feed_is_byte_identical_to_recorded_when_built():
     rec = recorded("id_abc_s0_m100_b79c8dcf6bc3.json")
     built = build_error_feed(
@@ -422,17 +417,14 @@ def test_feed_escapes_markup_when_text_holds_xml_specials(entries):
 
 @pytest.fixture(scope="module")
 def recorded_server() -> Iterator[ReplayServer]:
-    if not RECORDED.is_dir():
-        pytest.skip(f"{RECORDED} not available")
     with ReplayServer(recorded_dir=RECORDED).start() as s:
         yield s
 
 
-RECORDED_JSON = sorted(p.name for p in RECORDED.glob("*.json")) if RECORDED.is_dir() else []
-RECORDED_XML = sorted(p.name for p in RECORDED.glob("*.xml")) if RECORDED.is_dir() else []
+RECORDED_JSON = sorted(p.name for p in RECORDED.glob("*.json"))
+RECORDED_XML = sorted(p.name for p in RECORDED.glob("*.xml"))
 
 
-@needs_recorded
 @pytest.mark.parametrize("name", RECORDED_JSON)
 def test_recorded_json_is_replayed_byte_for_byte_when_query_matches(recorded_server, name):
     rec = recorded(name)
@@ -442,7 +434,6 @@ def test_recorded_json_is_replayed_byte_for_byte_when_query_matches(recorded_ser
     assert resp.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
 
 
-@needs_recorded
 @pytest.mark.parametrize("name", RECORDED_XML)
 def test_recorded_xml_is_replayed_when_query_matches(recorded_server, name):
     params = {k: v[0] for k, v in parse_qs(name.removesuffix(".xml")).items()}
@@ -451,7 +442,6 @@ def test_recorded_xml_is_replayed_when_query_matches(recorded_server, name):
     assert resp.content == (RECORDED / name).read_bytes()
 
 
-@needs_recorded
 def test_recorded_responses_reach_the_client_when_served(recorded_server):
     client = client_for(recorded_server)
     (paper,) = client.results(arxiv.Search(query="au:del_maestro AND ti:checkerboard"))
@@ -464,7 +454,6 @@ def test_recorded_responses_reach_the_client_when_served(recorded_server):
     assert lone.authors[-2].name == "Dirk Wübben"  # UTF-8 restored from the latin-1 storage
 
 
-@needs_recorded
 def test_listing_answers_when_recorded_paging_differs(recorded_server, entries):
     rec = recorded("q_testing_s0_m10_bc5a6c384fe9.json")
     assert fetch(recorded_server, search_query="testing", max_results=10).content == rec[

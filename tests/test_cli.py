@@ -149,11 +149,8 @@ def test_run_then_query_and_rebuild_from_lake(run_env, capsys):
 
 
 def test_import_digest_loads_reference_byte_for_byte(settings_env, capsys):
-    from tests.conftest import SHARED
+    from tests.conftest import REFERENCE_DIGEST as reference
 
-    reference = SHARED / "reference" / "digest-2025-12-05.md"
-    if not reference.is_file():
-        pytest.skip("reference digest not found")
     code, out, _ = run_cli(capsys, "import-digest", str(reference))
     assert code == 0 and "imported digest 2025-12-05 (10 papers)" in out
     code, out, _ = run_cli(capsys, "query",

@@ -50,9 +50,7 @@ def make_client(url: str, fake: FakeTime, **kwargs: object) -> ArxivFeedClient:
 
 @pytest.fixture
 def recorded():
-    """The replay server with the recorded real API responses from ../shared/fixtures."""
-    if not RECORDED_API.is_dir():
-        pytest.skip(f"recorded arXiv responses not found at {RECORDED_API}")
+    """The replay server with the recorded real API responses from tests/data/arxiv-api."""
     with ReplayServer(recorded_dir=RECORDED_API) as server:
         yield server
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -26,8 +25,7 @@ from tasks.render import (
     unescape_markdown_inline,
     validate_digest,
 )
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "digest-2025-12-05.md"
+from tests.conftest import REFERENCE_DIGEST as REFERENCE
 
 
 @pytest.fixture(scope="module")
