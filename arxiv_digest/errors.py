@@ -27,3 +27,11 @@ class LakeError(DigestError):
 
 class CatalogError(DigestError):
     """The DuckDB catalog cannot be opened, registered or queried."""
+
+
+class LLMUnavailableError(DigestError):
+    """The LLM cannot answer at all (endpoint unreachable, model or credentials refused)."""
+
+
+class DayCancelledError(DigestError):
+    """A day's remaining LLM work was stopped: another of its stages failed, or the run stopped."""
