@@ -254,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # coroutine un-awaited at exit: noise for users, nothing they can act on.
     warnings.filterwarnings("ignore", message="Pydantic serializer warnings")
     warnings.filterwarnings("ignore", message="coroutine 'close_litellm_async_clients'")
+    # A call cancelled while litellm prepares it (a failed day stopping its LLM work) leaves
+    # litellm's inner coroutine un-awaited: nothing was sent, nothing to report.
+    warnings.filterwarnings("ignore", message=r"coroutine '\S*acompletion' was never awaited")
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -61,7 +61,7 @@ def produce_digest(settings: Settings, lake: Lake, day: date, run_id: str,
                                                          quote(analyses))
     except BaseException as exc:
         # The day cannot be finished: its other stages stop spending now (stop_day).
-        first = stop_day(lake, llm, exc)
+        first = stop_day(llm, exc)
         if first is exc:
             raise
         raise first from None

@@ -21,7 +21,7 @@ from arxiv_digest.settings import Settings
 from flows.digest_day import produce_digest
 from tasks.catalog import RunRecord
 from tasks.coordination import day_lease
-from tasks.digest_stages import StopSignal
+from tasks.digest_stages import StopSignal, failed_on_error
 from tasks.lake import Lake
 from tasks.stages import (
     account_day,
@@ -80,7 +80,7 @@ def process_day(settings: Settings, lake: Lake, day: date, run: RunRecord,
             known.update({p.arxiv_id: day for p in day_papers.papers})
             account_day(run, window, day_papers)
         if plan.digest and (primary or day_papers.added):
-            with timed(run, "digest"):
+            with timed(run, "digest"), failed_on_error(lake, day):
                 counts = produce_digest(settings, lake, day, run.run_id, counts, stop=plan.stop,
                                         retry_invalid=plan.retry_failed)
             with lock:

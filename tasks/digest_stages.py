@@ -6,8 +6,8 @@ import concurrent.futures
 import hashlib
 import threading
 import uuid
-from collections.abc import Coroutine
-from contextlib import suppress
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -118,16 +118,26 @@ class StopSignal:
             self._watched.pop(id(llm), None)
 
 
-def stop_day(lake: Lake, llm: DayLLM, exc: BaseException) -> BaseException:
-    """After a stage of the day raised: cancel the day's other LLM work, mark the day `failed`
-    when a stage failed it (not a cancellation or Ctrl-C), and return the error to report: the
-    first stage error, not the cancellations it caused."""
+def stop_day(llm: DayLLM, exc: BaseException) -> BaseException:
+    """After a stage of the day raised: cancel the day's other LLM work and return the error to
+    report, the first stage error (not the cancellations it caused)."""
     llm.cancel(f"digest {llm.day} stopped: {_first_line(exc)}")
-    first = llm.failure if isinstance(exc, DayCancelledError) and llm.failure is not None else exc
-    if isinstance(first, DigestError) and not isinstance(first, DayCancelledError):
-        with suppress(LakeError):  # the lake may be the failure: the error still gets reported
-            mark_digest_failed(lake, llm.day)
-    return first
+    if isinstance(exc, DayCancelledError) and llm.failure is not None:
+        return llm.failure
+    return exc
+
+
+@contextmanager
+def failed_on_error(lake: Lake, day: date) -> Iterator[None]:
+    """A digest that fails with our error (not a cancellation, not Ctrl-C) leaves the day
+    marked `failed` until a later run digests it."""
+    try:
+        yield
+    except DigestError as exc:
+        if not isinstance(exc, DayCancelledError):
+            with suppress(LakeError):  # the lake may be the failure: the error still gets out
+                mark_digest_failed(lake, day)
+        raise
 
 
 def open_day_llm(settings: Settings, lake: Lake, day: date, run_id: str,
