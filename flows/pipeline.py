@@ -146,7 +146,7 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
                         future.result()
                 except BaseException as exc:
                     # Ctrl-C or an error that ends the run: the other days stop spending now.
-                    plan.stop.stop(f"the run stopped: {exc or type(exc).__name__}")
+                    plan.stop.stop(f"the run stopped: {str(exc) or type(exc).__name__}")
                     for future in futures:
                         future.cancel()
                     raise
