@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,21 +39,23 @@ from tasks.summarize import Analysis, analyse_papers
 R = TypeVar("R")
 
 
-@dataclass
 class DayLLM:
     """The LLM client of one digest day, with that day's cache from the lake.
 
     Every stage's LLM work runs through `run`. When one stage fails (the LLM unavailable, the
     lake unwritable, Ctrl-C) or `cancel` is called, the day cannot be finished: the other
     stages' coroutines are cancelled at once and later ones refused, so nothing keeps spending.
+    (A plain class: Prefect walks a dataclass parameter's fields, and would iterate the set of
+    running stages while other threads change it.)
     """
 
-    day: date
-    client: LLMClient
-    failure: BaseException | None = None  # the first stage error, which stopped the day
-    _stopped: str | None = None
-    _running: set[concurrent.futures.Future[Any]] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, day: date, client: LLMClient) -> None:
+        self.day = day
+        self.client = client
+        self.failure: BaseException | None = None  # the first stage error, which stopped the day
+        self._stopped: str | None = None
+        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
 
     def run(self, coro: Coroutine[Any, Any, R]) -> R:
         with self._lock:
