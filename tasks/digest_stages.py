@@ -79,6 +79,7 @@ class DayLLM:
 
     def cancel(self, reason: str) -> None:
         """Stop the day's LLM work now: in-flight stages are cancelled, new ones refused."""
+        self.client.stop(reason)  # requests still queued on the loop never go out
         with self._lock:
             self._stopped = self._stopped or reason
             running = list(self._running)

@@ -25,7 +25,7 @@ import litellm
 from pydantic import BaseModel, ValidationError
 
 from arxiv_digest.backoff import backoff_seconds
-from arxiv_digest.errors import ConfigError, LLMUnavailableError
+from arxiv_digest.errors import ConfigError, DayCancelledError, LLMUnavailableError
 from tasks.prompts import Prompt
 
 T = TypeVar("T", bound=BaseModel)
@@ -345,6 +345,7 @@ class LLMClient:
         self._unreachable_limit = unreachable_limit
         self._unreachable = 0  # consecutive attempts that could not connect
         self._broken: LLMUnavailableError | None = None  # the open circuit's error
+        self._stopped: str | None = None  # why no request may go out any more (see `stop`)
 
     def response_format(self, request: LLMRequest[Any]) -> dict[str, Any]:
         """JSON constrained by the schema, in the dialect the endpoint understands.
@@ -366,9 +367,22 @@ class LLMClient:
         is not cached, so the next run asks it again. Raises LLMUnavailableError when the
         endpoint cannot be reached or refuses the model or key (see `_call_with_retries`).
         """
-        outcome = await self._structured(request)
+        try:
+            outcome = await self._structured(request)
+        except (asyncio.CancelledError, DayCancelledError):
+            raise
+        except BaseException as exc:
+            # The stage cannot finish (an unavailable LLM, an unwritable cache): stop at once,
+            # on this loop, every request of the client still waiting for a slot.
+            self.stop(f"stopped after an error: {str(exc) or type(exc).__name__}")
+            raise
         self.outcomes[outcome.status] += 1
         return outcome
+
+    def stop(self, reason: str) -> None:
+        """Send no more requests: each one still queued or retrying raises DayCancelledError."""
+        if self._stopped is None:
+            self._stopped = reason
 
     async def _structured(self, request: LLMRequest[T]) -> Outcome[T]:
         if self._semaphore is None:
@@ -450,16 +464,19 @@ class LLMClient:
             return key, cached, None
         assert self._semaphore is not None
         async with self._semaphore:
-            self._raise_if_broken()
+            self._raise_if_closed()
             # Recorded once it goes out: a request stopped while queued was never a call.
             record = self._record(request, key, cache_hit=False)
             self.calls.append(record)
             content, error = await self._call_with_retries(request, messages, record)
         return key, content, error
 
-    def _raise_if_broken(self) -> None:
+    def _raise_if_closed(self) -> None:
+        """Fail before sending when the circuit is open or the client was stopped."""
         if self._broken is not None:
             raise type(self._broken)(str(self._broken))
+        if self._stopped is not None:
+            raise DayCancelledError(self._stopped)
 
     def _trip(self, error: LLMUnavailableError) -> LLMUnavailableError:
         """Open the circuit: this and every later call of the client fail with `error`."""
@@ -487,7 +504,7 @@ class LLMClient:
             for attempt in range(self.max_attempts):
                 record.attempts = attempt + 1
                 await self._limiter.wait()
-                self._raise_if_broken()
+                self._raise_if_closed()
                 try:
                     response = await self._completion(
                         model=self.model, api_base=self.api_base, api_key=self.api_key,
@@ -524,7 +541,7 @@ class LLMClient:
                 record.cost_usd = _cost(self.model, response)
                 record.latency_ms = round((self._clock() - started) * 1000, 1)
                 return str(response.choices[0].message.content or ""), None
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, DayCancelledError):
             record.status, record.error = "cancelled", "cancelled: the day's LLM work stopped"
             record.latency_ms = round((self._clock() - started) * 1000, 1)
             raise

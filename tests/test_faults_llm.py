@@ -28,7 +28,7 @@ from arxiv_digest.errors import LakeError
 from arxiv_digest.settings import load_settings
 from flows.backfill import backfill
 from flows.daily import daily_digest
-from tasks.catalog import open_catalog
+from tasks.catalog import open_catalog, rebuild_catalog
 from tasks.digest_stages import day_complete
 from tasks.lake import Lake
 from tests.conftest import free_port
@@ -86,7 +86,10 @@ def test_unreachable_llm_fails_the_run_fast_and_backfill_redoes_the_day(
 
     monkeypatch.setenv("DIGEST_LLM_API_BASE", fake_llm.base_url)
     settings = load_settings()
-    assert not day_complete(settings, Lake.from_settings(settings), DAY, digest=True)
+    lake = Lake.from_settings(settings)
+    assert not day_complete(settings, lake, DAY, digest=True)
+    rebuild_catalog(settings, lake)  # the state comes from the lake alone
+    assert day_status() == "failed"
     summary = backfill(start=DAY, end=DAY)
     assert list(summary["per_day"]) == [DAY.isoformat()] and summary["skipped"] == []
     assert day_status() == "digested"
@@ -149,6 +152,9 @@ def test_transient_failure_leaves_the_day_unfinished_and_backfill_asks_only_it_a
     assert list(first["per_day"]) == [DAY.isoformat()]
     failed = {a for a, s in stored("SELECT arxiv_id, status FROM analyses") if s == "failed"}
     assert len(failed) == 2
+    assert day_status() == "digested-with-failures"
+    settings = load_settings()
+    rebuild_catalog(settings, Lake.from_settings(settings))  # the state comes from the lake alone
     assert day_status() == "digested-with-failures"
 
     fake_llm.set_faults([])

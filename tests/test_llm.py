@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 import tasks.llm as llm_module
 import tasks.prompts as prompts_module
-from arxiv_digest.errors import LLMUnavailableError
+from arxiv_digest.errors import DayCancelledError, LLMUnavailableError
 from tasks.llm import (
     LLMCache,
     LLMClient,
@@ -479,6 +479,24 @@ def test_structured_many_cancels_the_others_when_one_raises() -> None:
 
     assert asyncio.run(run()) == (4, 3)
     assert sorted(c.status for c in client.calls) == ["cancelled"] * 3 + ["error"]
+
+
+def test_client_sends_nothing_more_when_a_request_of_another_stage_raises() -> None:
+    # Any error escaping a request fails its stage and so the day: the client stops on the
+    # spot, before another stage's queued request takes the free slot.
+    completion = Scripted(RuntimeError("unexpected"), VALID)
+    client = make_client(completion, concurrency=1)
+    ranking = [make_request(subject="2606.00001v1")]
+    findings = [make_request(subject=f"2606.0001{i}v1", text=f"p{i}") for i in range(3)]
+
+    async def two_stages() -> list[Any]:
+        return await asyncio.gather(client.structured_many(ranking),
+                                    client.structured_many(findings), return_exceptions=True)
+
+    first, second = asyncio.run(two_stages())
+    assert isinstance(first, RuntimeError)
+    assert isinstance(second, DayCancelledError) and "unexpected" in str(second)
+    assert len(completion.calls) == 1
 
 
 # -- repair ---------------------------------------------------------------------------------------
