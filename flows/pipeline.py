@@ -116,6 +116,8 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
             outcome = "failed"
             # An LLM that cannot answer fails every later day too: end the run here.
             if plan.stop_on_error or isinstance(exc, LLMUnavailableError):
+                # Before this thread takes the next day: days not started stay as they are.
+                plan.stop.stop(f"the run stopped: {exc}")
                 if watcher is not None:
                     watcher.day_ended(day, outcome)
                 raise

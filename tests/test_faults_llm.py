@@ -32,7 +32,9 @@ from tasks.catalog import open_catalog, rebuild_catalog
 from tasks.digest_stages import day_complete
 from tasks.lake import Lake
 from tests.conftest import free_port
+from tests.servers.arxiv_replay import ReplayServer
 from tests.servers.fake_llm import LLMFault
+from tests.servers.synthetic_days import write_days
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 DAY = date(2026, 6, 30)
@@ -93,6 +95,25 @@ def test_unreachable_llm_fails_the_run_fast_and_backfill_redoes_the_day(
     summary = backfill(start=DAY, end=DAY)
     assert list(summary["per_day"]) == [DAY.isoformat()] and summary["skipped"] == []
     assert day_status() == "digested"
+
+
+def test_unreachable_llm_stops_a_backfill_at_the_first_failing_day(
+        llm_env, capfd, monkeypatch, tmp_path):
+    start = date(2026, 7, 1)
+    paths = write_days(tmp_path / "days", start, 4)
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    monkeypatch.setenv("DIGEST_LLM_API_BASE", dead)
+    with ReplayServer(days=paths) as replay:
+        monkeypatch.setenv("DIGEST_ARXIV_API_URL", replay.url)
+        code, out, err = cli(capfd, "backfill", "--start", start.isoformat(), "--end",
+                             "2026-07-04", "--parallel", "2", "--no-progress")
+    line = one_error_line(code, err)
+    assert f"cannot reach the LLM at {dead}" in line  # the cause, not "N of 4 days failed"
+    assert "skipped as finished" not in out
+    # The days already running stopped; the ones not started were never fetched.
+    ingested = sorted(p.name for p in (llm_env / "lake" / "day_manifests").iterdir())
+    assert 1 <= len(ingested) <= 2 and "digest_date=2026-07-04" not in ingested
+    assert no_digest(llm_env / "lake")
 
 
 @pytest.mark.parametrize(("fault", "model", "needle"), [
