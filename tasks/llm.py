@@ -67,6 +67,7 @@ def quiet_litellm() -> None:
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
+
 TEMPERATURE = 0.0
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 _RETRYABLE: tuple[type[BaseException], ...] = (
