@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="accept a day with no papers instead of failing")
     run.add_argument("--ingest-only", action="store_true",
                      help="fetch, dedupe and store papers; skip the LLM stages and rendering")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="ask the LLM again where its answers stayed invalid in earlier runs")
 
     backfill = sub.add_parser("backfill", help="build every digest day of a date range")
     backfill.add_argument("--start", required=True, help="first digest date YYYY-MM-DD")
@@ -74,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--parallel", type=int, default=2, metavar="N",
                           help="days processed at once (default 2)")
     backfill.add_argument("--force", action="store_true", help="redo days already finished")
+    backfill.add_argument("--retry-failed", action="store_true",
+                          help="also redo days whose LLM answers stayed invalid, asking those "
+                               "requests again")
     backfill.add_argument("--no-progress", action="store_true",
                           help="no progress bar (logs and the Prefect artifact still report)")
     backfill.add_argument("--distributed", action="store_true",
@@ -132,7 +137,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _install_log_filter()
     guard_prefect_temporary_server()  # a killed run must not leave Prefect's server behind
     summary = daily_digest(date=target, allow_empty=args.allow_empty,
-                           digest=not args.ingest_only)
+                           digest=not args.ingest_only, retry_failed=args.retry_failed)
     print(f"digest {target}: {summary['candidates']} candidates, {summary['papers_added']} new "
           f"papers, {summary['dropped']} dropped, {summary['llm_calls']} LLM calls; "
           "catalog updated")
@@ -164,14 +169,16 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         with _progress_bar(args, "day runs") as bar, watching(bar):
             result = distributed_backfill(start=start, end=end, deployment=args.deployment,
                                           allow_empty=args.allow_empty, confirmed=args.yes,
-                                          digest=not args.ingest_only, force=args.force)
+                                          digest=not args.ingest_only, force=args.force,
+                                          retry_failed=args.retry_failed)
         print(f"distributed backfill {start}..{end}: {result['fanned_out']} day runs, "
               f"{len(result['skipped'])} skipped as finished; catalog rebuilt from the lake")
         return 0
     with _progress_bar(args, "days") as bar, watching(bar):
         summary = backfill(start=start, end=end, max_parallel_days=args.parallel,
                            allow_empty=args.allow_empty, confirmed=args.yes,
-                           digest=not args.ingest_only, force=args.force)
+                           digest=not args.ingest_only, force=args.force,
+                           retry_failed=args.retry_failed)
     print(f"backfill {start}..{end}: {len(days)} day{'s' * (len(days) != 1)} "
           f"({len(summary['per_day'])} done, "
           f"{len(summary['skipped'])} skipped as finished), {summary['papers_added']} new "
@@ -253,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # coroutine un-awaited at exit: noise for users, nothing they can act on.
     warnings.filterwarnings("ignore", message="Pydantic serializer warnings")
     warnings.filterwarnings("ignore", message="coroutine 'close_litellm_async_clients'")
+    # A call cancelled while litellm prepares it (a failed day stopping its LLM work) leaves
+    # litellm's inner coroutine un-awaited: nothing was sent, nothing to report.
+    warnings.filterwarnings("ignore", message=r"coroutine '\S*acompletion' was never awaited")
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

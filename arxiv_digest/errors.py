@@ -31,3 +31,11 @@ class CatalogError(DigestError):
 
 class LeaseLostError(DigestError):
     """Another run took a digest day's lease over: this run must stop working on that day."""
+
+
+class LLMUnavailableError(DigestError):
+    """The LLM cannot answer at all (endpoint unreachable, model or credentials refused)."""
+
+
+class DayCancelledError(DigestError):
+    """A day's remaining LLM work was stopped: another of its stages failed, or the run stopped."""

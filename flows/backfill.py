@@ -24,18 +24,22 @@ from tasks.preflight import preflight
 
 @flow(name="backfill")
 def backfill(start: date, end: date, max_parallel_days: int = 2, allow_empty: bool = False,
-             confirmed: bool = False, digest: bool = True, force: bool = False) -> dict[str, Any]:
+             confirmed: bool = False, digest: bool = True, force: bool = False,
+             retry_failed: bool = False) -> dict[str, Any]:
     """Every digest day from `start` to `end` (inclusive); finished days are skipped.
 
-    A day is finished when it was completed under the same configuration and prompt hashes,
-    so a killed backfill resumes where it stopped, and a prompt change redoes every day.
+    A day is finished when it was completed under the same configuration and prompt hashes
+    with no transient LLM failure, so a killed backfill resumes where it stopped, and a prompt
+    change redoes every day. `retry_failed` also redoes days with answers that stayed invalid,
+    asking those requests again.
     """
     settings = load_settings()
     days = date_range(start, end, today_utc(), confirmed=confirmed)
     lake = preflight(settings, digest=digest)
-    todo = [d for d in days if force or not day_complete(settings, lake, d, digest)]
+    todo = [d for d in days if force or not day_complete(settings, lake, d, digest, retry_failed)]
     plan = DayPlan(primary=set(todo), allow_empty=allow_empty, digest=digest,
-                   parallel=max(1, max_parallel_days), stop_on_error=False)
+                   parallel=max(1, max_parallel_days), stop_on_error=False,
+                   retry_failed=retry_failed)
     if (watcher := current_watcher()) is not None:
         watcher.begin(len(todo), skipped=len(days) - len(todo))
     summary = run_days(settings, lake, "backfill", None, todo, plan)
@@ -59,7 +63,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 @flow(name="distributed-backfill")
 def distributed_backfill(start: date, end: date, deployment: str = "backfill/backfill",
                          allow_empty: bool = False, confirmed: bool = False,
-                         digest: bool = True, force: bool = False,
+                         digest: bool = True, force: bool = False, retry_failed: bool = False,
                          poll_seconds: float = 5.0) -> dict[str, Any]:
     """Fan the unfinished days out to a work pool, one single-day backfill run each.
 
@@ -71,7 +75,7 @@ def distributed_backfill(start: date, end: date, deployment: str = "backfill/bac
     settings = load_settings()
     days = date_range(start, end, today_utc(), confirmed=confirmed)
     lake = preflight(settings, digest=digest)
-    todo = [d for d in days if force or not day_complete(settings, lake, d, digest)]
+    todo = [d for d in days if force or not day_complete(settings, lake, d, digest, retry_failed)]
     parent = str(flow_run.id or "local")
     if (watcher := current_watcher()) is not None:
         watcher.begin(len(todo), skipped=len(days) - len(todo))
@@ -79,7 +83,8 @@ def distributed_backfill(start: date, end: date, deployment: str = "backfill/bac
         d: run_deployment(
             deployment, timeout=0, as_subflow=False,
             parameters={"start": d.isoformat(), "end": d.isoformat(), "max_parallel_days": 1,
-                        "allow_empty": allow_empty, "digest": digest, "force": force},
+                        "allow_empty": allow_empty, "digest": digest, "force": force,
+                        "retry_failed": retry_failed},
             # A retried fan-out finds the runs it already created instead of doubling them.
             idempotency_key=f"{parent}:{d.isoformat()}").id
         for d in todo}

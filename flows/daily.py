@@ -15,12 +15,16 @@ from tasks.preflight import preflight
 
 @flow(name="daily-digest")
 def daily_digest(date: dt.date | None = None, allow_empty: bool = False,
-                 digest: bool = True) -> dict[str, Any]:
-    """Build digest day `date` (default: today, UTC): papers first published the day before."""
+                 digest: bool = True, retry_failed: bool = False) -> dict[str, Any]:
+    """Build digest day `date` (default: today, UTC): papers first published the day before.
+
+    `retry_failed` asks again the LLM requests whose answers stayed invalid in earlier runs.
+    """
     settings = load_settings()
     target = check_digest_date(date or today_utc(), today_utc())
     lake = preflight(settings, digest=digest)
-    plan = DayPlan(primary={target}, allow_empty=allow_empty, digest=digest)
+    plan = DayPlan(primary={target}, allow_empty=allow_empty, digest=digest,
+                   retry_failed=retry_failed)
     return run_days(settings, lake, "daily-digest", target,
                     scan_days(target, settings.lookback_days), plan)
 

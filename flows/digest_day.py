@@ -10,14 +10,17 @@ from prefect.utilities.annotations import quote
 
 from arxiv_digest.settings import Settings
 from tasks.digest_stages import (
+    StopSignal,
     analyse_day,
     extract_key_findings_day,
     fetch_fulltext_day,
+    llm_outcomes,
     load_day_papers,
     open_day_llm,
     rank_day,
     record_llm_calls,
     render_day,
+    stop_day,
     summarize_day_task,
 )
 from tasks.lake import Lake
@@ -27,15 +30,20 @@ from tasks.summarize import Analysis
 
 
 def produce_digest(settings: Settings, lake: Lake, day: date, run_id: str,
-                   counts: dict[str, Any]) -> dict[str, Any]:
+                   counts: dict[str, Any], *, stop: StopSignal | None = None,
+                   retry_invalid: bool = False) -> dict[str, Any]:
     """Every LLM stage of one day through one cache; returns the day's counts.
 
-    Paper lists are passed quote()d: Prefect then does not walk each paper looking for futures
-    (about a second per 300-paper day otherwise; BENCHMARKS.md).
+    When a stage fails (or `stop` is set), the day's other LLM work is cancelled and the first
+    error is raised; the day then has no new digest. Paper lists are passed quote()d: Prefect
+    then does not walk each paper looking for futures (about a second per 300-paper day
+    otherwise; BENCHMARKS.md).
     """
     papers = load_day_papers(lake, day)
-    llm = open_day_llm(settings, lake, day, run_id)
+    llm = open_day_llm(settings, lake, day, run_id, retry_invalid)
     in_flight: list[PrefectFuture[Any]] = []
+    stop = stop or StopSignal()
+    stop.watch(llm)  # a stop of the whole run (Ctrl-C) cancels this day's LLM work
     try:
         rankings = rank_day.submit(settings, lake, llm, quote(papers))
         in_flight.append(rankings)
@@ -51,13 +59,21 @@ def produce_digest(settings: Settings, lake: Lake, day: date, run_id: str,
         selected, analyses = in_rank_order(chosen, analyses, rankings.result())
         summary_md, summary_status = summarize_day_task(settings, lake, llm, quote(selected),
                                                          quote(analyses))
+    except BaseException as exc:
+        # The day cannot be finished: its other stages stop spending now (stop_day).
+        first = stop_day(llm, exc)
+        if first is exc:
+            raise
+        raise first from None
     finally:
+        stop.unwatch(llm)
         for future in in_flight:
             future.wait()  # a stage that failed must not leave calls unrecorded in flight
         usage = record_llm_calls(lake, llm, run_id)
     counts = {**counts, "papers": len(papers), "selected": len(selected),
               "analysed": sum(a.markdown is not None for a in analyses),
-              "failed": sum(a.markdown is None for a in analyses), **usage}
+              "failed": sum(a.markdown is None for a in analyses), **usage,
+              **llm_outcomes(llm)}
     content_hash = render_day(settings, lake, day, summary_md, summary_status, quote(selected),
                               quote(analyses), quote(findings), counts)
     return {**counts, "content_hash": content_hash}

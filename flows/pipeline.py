@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -15,12 +15,13 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
-from arxiv_digest.errors import DigestError
+from arxiv_digest.errors import DigestError, LLMUnavailableError
 from arxiv_digest.progress import current_watcher
 from arxiv_digest.settings import Settings
 from flows.digest_day import produce_digest
 from tasks.catalog import RunRecord
 from tasks.coordination import day_lease
+from tasks.digest_stages import StopSignal, failed_on_error
 from tasks.lake import Lake
 from tasks.run_records import open_run
 from tasks.stages import (
@@ -46,8 +47,11 @@ class DayPlan:
     digest: bool = True
     parallel: int = 1
     stop_on_error: bool = True  # daily: the first failure ends the run; backfill: keep going
+    retry_failed: bool = False  # ask again the LLM requests remembered as invalid
     done: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    # Set when the run ends early (Ctrl-C, an unavailable LLM): running days stop their LLM work.
+    stop: StopSignal = field(default_factory=StopSignal)
 
 
 def process_day(settings: Settings, lake: Lake, day: date, run: RunRecord,
@@ -82,8 +86,9 @@ def process_day(settings: Settings, lake: Lake, day: date, run: RunRecord,
             known.update({p.arxiv_id: day for p in day_papers.papers})
             account_day(run, window, day_papers)
         if plan.digest and (primary or day_papers.added):
-            with timed(run, "digest"):
-                counts = produce_digest(settings, lake, day, run.run_id, counts)
+            with timed(run, "digest"), failed_on_error(lake, day):
+                counts = produce_digest(settings, lake, day, run.run_id, counts, stop=plan.stop,
+                                        retry_invalid=plan.retry_failed)
             with lock:
                 run.llm_calls += counts["llm_calls"]
                 run.cost_usd += counts["cost_usd"]
@@ -106,6 +111,8 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
 
     def one(day: date) -> None:
         nonlocal first_error
+        if plan.stop.reason is not None:
+            return  # the run is ending: a day not yet started stays as it is
         try:
             process_day(settings, lake, day, run, known, plan, lock)
         except DigestError as exc:
@@ -113,7 +120,10 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
             first_error = first_error or exc
             logger.error("digest %s failed: %s", day, exc)
             outcome = "failed"
-            if plan.stop_on_error:
+            # An LLM that cannot answer fails every later day too: end the run here.
+            if plan.stop_on_error or isinstance(exc, LLMUnavailableError):
+                # Before this thread takes the next day: days not started stay as they are.
+                plan.stop.stop(f"the run stopped: {exc}")
                 if watcher is not None:
                     watcher.day_ended(day, outcome)
                 raise
@@ -141,8 +151,15 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
             with ThreadPoolExecutor(max_workers=plan.parallel) as pool:
                 # Each thread runs in a copy of the flow's context, so its tasks join this run.
                 futures = [pool.submit(contextvars.copy_context().run, one, d) for d in days]
-                for future in futures:
-                    future.result()
+                try:
+                    for future in as_completed(futures):
+                        future.result()
+                except BaseException as exc:
+                    # Ctrl-C or an error that ends the run: the other days stop spending now.
+                    plan.stop.stop(f"the run stopped: {str(exc) or type(exc).__name__}")
+                    for future in futures:
+                        future.cancel()
+                    raise
     except DigestError as exc:
         live.stop()
         register_catalog(settings, lake, finish_run(run, exc))

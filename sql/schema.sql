@@ -29,7 +29,7 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ;
 -- One row per digest day the lake holds: its latest stage status and counts.
 CREATE TABLE IF NOT EXISTS days (
     digest_date     DATE PRIMARY KEY,
-    status          VARCHAR NOT NULL,      -- ingested | ... (later stages extend it)
+    status          VARCHAR NOT NULL,      -- ingested | digested | digested-with-failures | failed
     query           VARCHAR,
     candidates      INTEGER,
     papers          INTEGER,
@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS empty.key_findings (
 CREATE TABLE IF NOT EXISTS empty.digests (
     topic VARCHAR, language VARCHAR, markdown VARCHAR, executive_summary VARCHAR,
     summary_status VARCHAR, paper_count INTEGER, content_hash VARCHAR, config_hash VARCHAR,
-    digest_date DATE
+    llm_failed INTEGER, llm_invalid INTEGER, digest_date DATE
 );
 
 CREATE TABLE IF NOT EXISTS empty.llm_cache (

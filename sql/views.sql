@@ -14,3 +14,20 @@ CREATE OR REPLACE VIEW $table AS SELECT * FROM empty.$table;
 CREATE OR REPLACE VIEW paper_categories AS
 SELECT digest_date, arxiv_id, unnest(categories) AS category, primary_category
 FROM papers;
+
+-- Each ingested day's state, copied into `days` at registration: ingested; digested;
+-- digested-with-failures (some LLM requests failed transiently: not finished, the next run asks
+-- just those again); failed (the last run failed the day before a new digest).
+CREATE OR REPLACE VIEW day_states AS
+SELECT m.digest_date,
+       CASE WHEN m.status = 'failed' OR g.digest_date IS NULL THEN m.status
+            WHEN coalesce(g.llm_failed, 0) > 0 THEN 'digested-with-failures'
+            ELSE 'digested' END AS status
+FROM day_manifests m
+-- Digests written before the LLM counts existed lack the column: the empty SELECT adds it
+-- (NULL), so a lake or catalog of older days still binds.
+LEFT JOIN (SELECT digest_date, llm_failed FROM (
+               SELECT * FROM digests UNION ALL BY NAME
+               SELECT CAST(NULL AS DATE) AS digest_date, CAST(NULL AS INTEGER) AS llm_failed
+               WHERE false)) g
+    USING (digest_date);

@@ -289,9 +289,9 @@ def _upsert_days(con: duckdb.DuckDBPyConnection, run_id: str | None, days: Seque
     con.execute(
         """
         INSERT OR REPLACE INTO days
-        SELECT m.digest_date, CASE WHEN d.digest_date IS NULL THEN m.status ELSE 'digested' END,
+        SELECT m.digest_date, s.status,
                m.query, m.candidates, m.papers, m.dropped, m.config_hash, $run_id, now()
-        FROM day_manifests m LEFT JOIN digests d USING (digest_date)
+        FROM day_manifests m JOIN day_states s USING (digest_date)
         WHERE m.digest_date IN (SELECT unnest(CAST($days AS DATE[])))
         """,
         {"run_id": run_id, "days": list(days)},
@@ -374,8 +374,7 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
         con.execute(
             """
             INSERT INTO days
-            SELECT m.digest_date,
-                   CASE WHEN g.digest_date IS NULL THEN m.status ELSE 'digested' END,
+            SELECT m.digest_date, s.status,
                    m.query, m.candidates, m.papers, m.dropped,
                    m.config_hash, last.run_id, now()
             FROM day_manifests m
@@ -384,7 +383,7 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
                 FROM (SELECT unnest(days) AS d, run_id, finished_at FROM runs)
                 GROUP BY d
             ) last ON CAST(last.digest_date AS DATE) = m.digest_date
-            LEFT JOIN digests g ON g.digest_date = m.digest_date
+            JOIN day_states s ON s.digest_date = m.digest_date
             """
         )
 

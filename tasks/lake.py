@@ -92,6 +92,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("paper_count", pa.int32()),
         ("content_hash", pa.string()),
         ("config_hash", pa.string()),
+        # The day's LLM requests that ended failed (transient) / invalid (remembered).
+        ("llm_failed", pa.int32()),
+        ("llm_invalid", pa.int32()),
     ]),
     "llm_cache": pa.schema([
         ("cache_key", pa.string()),

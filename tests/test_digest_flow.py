@@ -99,7 +99,8 @@ def test_llm_faults_on_a_share_of_calls_complete_the_day_and_rerun_fixes_only_fa
     failed = {a for a, s in analyses if s not in ("ok", "repaired")}
     chosen = {r[0] for r in stored("SELECT arxiv_id FROM rankings WHERE selected")}
     fake_llm.set_faults([])
-    second = daily_digest(date=DAY)
+    # retry_failed: an answer still invalid after its repair is otherwise remembered, not re-asked.
+    second = daily_digest(date=DAY, retry_failed=True)
     analyses = stored("SELECT arxiv_id, status FROM analyses")
     assert all(s in ("ok", "repaired") for _, s in analyses)
     # Only what had failed was asked again (per stage: analyses of the failed papers, etc.);

@@ -214,6 +214,31 @@ def test_litellm_raises_mapped_error_when_status_fault_fires(kind, error):
         assert [(c["fault"], c["status"]) for c in s.calls] == [(kind, int(kind))]
 
 
+@pytest.mark.parametrize(
+    ("kind", "error", "status"),
+    [("401", litellm.AuthenticationError, 401), ("unknown-model", litellm.NotFoundError, 404)],
+)
+def test_litellm_raises_refusal_error_when_refusal_fault_fires(kind, error, status):
+    with FakeLLMServer(faults=[LLMFault(kind, count=0)]) as s:
+        with pytest.raises(error):
+            complete(s, messages(), response_format=JSON_OBJECT)
+        assert [(c["fault"], c["status"]) for c in s.calls] == [(kind, status)]
+
+
+def test_connection_is_reset_without_answer_when_reset_fires():
+    with FakeLLMServer(faults=[LLMFault("reset", count=1)]) as s:
+        with pytest.raises(requests.ConnectionError):
+            post(s, messages())
+        assert post(s, messages()).status_code == 200  # the server itself keeps serving
+        assert [c["fault"] for c in s.calls] == ["reset", None]
+
+
+def test_fault_fires_only_on_matching_requests_when_match_given():
+    with FakeLLMServer(faults=[LLMFault("500", count=0, match="Paper 2")]) as s:
+        statuses = [post(s, messages(n)).status_code for n in (1, 2, 3)]
+    assert statuses == [200, 500, 200]
+
+
 def test_rate_limit_answer_is_openai_shaped_when_429_fires():
     with FakeLLMServer(faults=[LLMFault("429", count=2)]) as s, requests.Session() as http:
         statuses = [post(s, messages(), http) for _ in range(4)]
@@ -425,3 +450,4 @@ def test_instance_honours_keywords_when_schema_written_by_hand():
     assert 0 < value["ratio"] < 0.001
     assert value["merged"] == {"a": 3, "b": "x"}
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", value["when"])
+

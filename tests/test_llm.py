@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 import tasks.llm as llm_module
 import tasks.prompts as prompts_module
+from arxiv_digest.errors import DayCancelledError, LLMUnavailableError
 from tasks.llm import (
     LLMCache,
     LLMClient,
@@ -27,12 +28,13 @@ from tasks.llm import (
     LLMRequest,
     RateLimiter,
     extract_json,
+    invalid_key,
     parse_answer,
 )
 from tasks.prompts import Prompt, load_prompt
 from tasks.summarize import build_analysis_request
-from tests.conftest import make_paper
-from tests.servers.fake_llm import FakeLLMServer
+from tests.conftest import free_port, make_paper
+from tests.servers.fake_llm import FakeLLMServer, LLMFault
 
 pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
 litellm.suppress_debug_info = True
@@ -256,16 +258,43 @@ def test_structured_caches_pair_when_repaired() -> None:
     assert [c.cache_hit for c in client.calls] == [True, True]
 
 
-def test_structured_caches_nothing_when_invalid() -> None:
+def test_structured_remembers_invalid_and_asks_nothing_when_run_again() -> None:
     cache = LLMCache()
-    outcome = asyncio.run(make_client(Scripted("not json"), cache=cache)
-                          .structured(make_request()))
+    request = make_request()
+    outcome = asyncio.run(make_client(Scripted("not json"), cache=cache).structured(request))
     assert outcome.status == "invalid"
-    assert cache.entries == {}
-    assert cache.new_keys == []
+    # Only the verdict is stored (a negative entry), never the invalid answer as an answer.
+    assert cache.get(request.cache_key(MODEL)) is None
+    assert list(cache.entries) == [invalid_key(request.cache_key(MODEL))]
+    again = Scripted(AssertionError("a remembered invalid answer must not be asked again"))
+    client = make_client(again, cache=cache)
+    outcome = asyncio.run(client.structured(request))
+    assert (outcome.status, outcome.error) == ("invalid", cache.get(invalid_key(
+        request.cache_key(MODEL))))
+    assert again.calls == []
+    assert [(c.cache_hit, c.status) for c in client.calls] == [(True, "invalid")]
+    assert client.outcomes == {"invalid": 1}
+    # The verdict holds for that model, prompt and input only: a new model or prompt asks.
+    other_model = Scripted(VALID)
+    client = make_client(other_model, cache=cache)
+    client.model = "openai/other-model"
+    assert asyncio.run(client.structured(request)).status == "ok"
+    new_prompt = Scripted(VALID)
+    changed = make_request(prompt=replace(PROMPT, sha256="b" * 64))
+    assert asyncio.run(make_client(new_prompt, cache=cache).structured(changed)).status == "ok"
+    assert (len(other_model.calls), len(new_prompt.calls)) == (1, 1)
+
+
+def test_structured_asks_again_when_invalid_and_retry_invalid() -> None:
+    cache = LLMCache()
+    asyncio.run(make_client(Scripted("not json"), cache=cache).structured(make_request()))
     again = Scripted(VALID)
-    assert asyncio.run(make_client(again, cache=cache).structured(make_request())).status == "ok"
+    client = make_client(again, cache=cache, retry_invalid=True)
+    assert asyncio.run(client.structured(make_request())).status == "ok"
     assert len(again.calls) == 1
+    # The valid answer now wins over the old verdict, also without retry_invalid.
+    later = Scripted(AssertionError("cached"))
+    assert asyncio.run(make_client(later, cache=cache).structured(make_request())).status == "ok"
 
 
 def test_structured_caches_nothing_when_failed() -> None:
@@ -368,6 +397,106 @@ def test_structured_raises_config_error_when_provider_refuses(error: Exception) 
         asyncio.run(make_client(completion, recorder=recorder).structured(make_request()))
     assert len(completion.calls) == 1
     assert recorder.waits == []
+
+
+def test_structured_fails_fast_when_provider_refused_an_earlier_call() -> None:
+    refused = litellm.AuthenticationError(message="bad key", llm_provider="openai",
+                                          model="fake-model",
+                                          response=httpx.Response(401, request=_request()))
+    completion = Scripted(refused, VALID)
+    client = make_client(completion)
+    with pytest.raises(LLMConfigError):
+        asyncio.run(client.structured(make_request()))
+    with pytest.raises(LLMConfigError, match="refused"):
+        asyncio.run(client.structured(make_request(subject="2606.00002v1")))
+    assert len(completion.calls) == 1  # the open circuit answered the second one
+    assert [c.status for c in client.calls] == ["error"]
+
+
+def test_structured_opens_circuit_when_connections_refused_not_when_reset(
+        fake_llm: FakeLLMServer) -> None:
+    # A reset mid-request is transient: three in a row are retried, the circuit stays closed.
+    fake_llm.set_faults(LLMFault("reset", count=3))
+    client = server_client(fake_llm, Recorder(), max_attempts=4)
+    assert asyncio.run(client.structured(make_request())).status == "ok"
+    assert [c["fault"] for c in fake_llm.calls] == ["reset", "reset", "reset", None]
+
+    recorder = Recorder()
+    base = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    client = LLMClient(model=MODEL, api_base=base, api_key="sk-secret-test", cache=LLMCache(),
+                       run_id="run-1", max_attempts=4, sleep=recorder.sleep,
+                       jitter=lambda: 0.5)
+    with pytest.raises(LLMUnavailableError) as caught:
+        asyncio.run(client.structured(make_request()))
+    message = str(caught.value)
+    assert base in message and "DIGEST_LLM_API_BASE" in message
+    assert "sk-secret-test" not in message
+    assert recorder.waits == [0.75, 1.5]  # tripped at the third attempt, not after the fourth
+    assert (client.calls[0].attempts, client.calls[0].status) == (3, "error")
+    # Every later call fails at once, without going out.
+    with pytest.raises(LLMUnavailableError, match="cannot reach the LLM"):
+        asyncio.run(client.structured(make_request(subject="2606.00002v1")))
+    assert len(client.calls) == 1 and recorder.waits == [0.75, 1.5]
+
+
+def test_client_refuses_model_without_provider_before_any_call() -> None:
+    with pytest.raises(LLMConfigError, match=r"no provider for model 'fake-model'.*DIGEST_LLM"):
+        LLMClient(model="fake-model", api_base="http://127.0.0.1:9/v1", api_key="sk-test",
+                  cache=LLMCache(), run_id="run-1")
+
+
+class Hanging:
+    """A completion that refuses the request saying "boom" and holds the others until cancelled."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.cancelled = 0
+
+    async def __call__(self, **kwargs: Any) -> SimpleNamespace:
+        self.started += 1
+        if "boom" in kwargs["messages"][-1]["content"]:
+            raise litellm.AuthenticationError(message="bad key", llm_provider="openai",
+                                              model="fake-model",
+                                              response=httpx.Response(401, request=_request()))
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        raise AssertionError("unreachable")
+
+
+def test_structured_many_cancels_the_others_when_one_raises() -> None:
+    completion = Hanging()
+    client = make_client(completion, concurrency=4)
+    texts = ["a", "b", "c", "boom", "d", "e", "f"]
+    requests = [make_request(subject=f"2606.0000{i}v1", text=t) for i, t in enumerate(texts)]
+
+    async def run() -> tuple[int, int]:
+        with pytest.raises(LLMConfigError):
+            await client.structured_many(requests)
+        return completion.started, completion.cancelled  # as the error reaches the caller
+
+    assert asyncio.run(run()) == (4, 3)
+    assert sorted(c.status for c in client.calls) == ["cancelled"] * 3 + ["error"]
+
+
+def test_client_sends_nothing_more_when_a_request_of_another_stage_raises() -> None:
+    # Any error escaping a request fails its stage and so the day: the client stops on the
+    # spot, before another stage's queued request takes the free slot.
+    completion = Scripted(RuntimeError("unexpected"), VALID)
+    client = make_client(completion, concurrency=1)
+    ranking = [make_request(subject="2606.00001v1")]
+    findings = [make_request(subject=f"2606.0001{i}v1", text=f"p{i}") for i in range(3)]
+
+    async def two_stages() -> list[Any]:
+        return await asyncio.gather(client.structured_many(ranking),
+                                    client.structured_many(findings), return_exceptions=True)
+
+    first, second = asyncio.run(two_stages())
+    assert isinstance(first, RuntimeError)
+    assert isinstance(second, DayCancelledError) and "unexpected" in str(second)
+    assert len(completion.calls) == 1
 
 
 # -- repair ---------------------------------------------------------------------------------------

@@ -25,8 +25,10 @@ contains "中文", or the schema's own text (titles, descriptions) does; otherwi
 system messages are searched for the English word, so an abstract about Chinese OCR in the user
 message does not switch the language.)
 
-Faults (``LLMFault(kind, count=None, share=None)``) are tried in list order; the first one that
-is eligible for the request and decides to fire, fires:
+Faults (``LLMFault(kind, count=None, share=None, match=None)``) are tried in list order; the first
+one that is eligible for the request and decides to fire, fires. With ``match``, only requests
+whose JSON body contains that text are eligible (a paper's title, or a schema name such as
+``AbstractAnalysis`` to hit one stage):
 
 - ``count=N`` fires on the first N eligible requests; ``count=0`` on every eligible request.
   Neither count nor share means ``count=1``, as for the replay server's faults.
@@ -40,11 +42,13 @@ is eligible for the request and decides to fire, fires:
 Kinds: ``429`` (``Retry-After: 1``, ``rate_limit_error``/``rate_limit_exceeded``), ``500``
 (``server_error``), ``timeout`` (the request is held ``timeout_s`` seconds, then answered normally;
 other requests are served meanwhile), ``malformed-json`` (200, the normal content cut in half so it
-does not parse), ``empty`` (200, ``content: ""``). ``injection`` is eligible only when a user
-message contains "ignore previous instructions" (any case) and models a model that obeys the
-attacker within the schema: every free string field becomes the payload (the text after the word
-"output" that follows the phrase, up to the end of its sentence, quotes stripped; "PWNED" if there
-is none), integer and number fields take their largest allowed value (``2**31 - 1`` when
+does not parse), ``empty`` (200, ``content: ""``), ``401`` (``invalid_api_key``, as for a wrong
+key), ``unknown-model`` (404 ``model_not_found``, as for a model the provider does not serve),
+``reset`` (the connection is closed with a TCP reset, no answer). ``injection`` is eligible only
+when a user message contains "ignore previous instructions" (any case) and models a model that
+obeys the attacker within the schema: every free string field becomes the payload (the text after
+the word "output" that follows the phrase, up to the end of its sentence, quotes stripped; "PWNED"
+if there is none), integer and number fields take their largest allowed value (``2**31 - 1`` when
 unbounded), enums their last value, booleans true, arrays ``maxItems`` items when given. Strings
 with a ``format`` (dates, URIs) stay well-formed. The answer is still schema-valid: the pipeline's
 job is to confine the damage to that one paper.
@@ -66,6 +70,8 @@ import math
 import random
 import re
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -81,7 +87,8 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 MODEL_ID = "fake-model"
-FAULT_KINDS = ("429", "500", "timeout", "malformed-json", "empty", "injection")
+FAULT_KINDS = ("429", "500", "timeout", "malformed-json", "empty", "injection", "401",
+               "unknown-model", "reset")
 INJECTION_PHRASE = "ignore previous instructions"
 INJECTION_DEFAULT = "PWNED"
 UNBOUNDED_MAX = 2**31 - 1  # an "index" an obeying model picks when the schema sets no maximum
@@ -598,6 +605,7 @@ class LLMFault:
     kind: str
     count: int | None = None
     share: float | None = None
+    match: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -671,6 +679,7 @@ class _Reply:
     payload: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    reset: bool = False  # close the connection with a TCP reset instead of answering
 
     @property
     def body(self) -> bytes:
@@ -857,16 +866,30 @@ class FakeLLMServer:
         prompt_tokens = math.ceil(sum(len(_message_text(m)) for m in messages) / 4)
         record["prompt_tokens"] = prompt_tokens
         payload = injection_payload(messages)
+        text = json.dumps(body, ensure_ascii=False) if any(
+            s.fault.match for s in self._faults) else ""
         fault = next(
             (
                 s.fault.kind
                 for s in self._faults
                 if (s.fault.kind != "injection" or payload is not None)
+                and (s.fault.match is None or s.fault.match in text)
                 and s.fires(key, attempt, self.seed)
             ),
             None,
         )
         record["fault"] = fault
+        if fault == "401":
+            record["status"] = 401
+            msg = "Incorrect API key provided (fake-llm fault injection)."
+            return _error(401, msg, "invalid_request_error", "invalid_api_key"), record
+        if fault == "unknown-model":
+            record["status"] = 404
+            msg = f"The model `{body.get('model')}` does not exist (fake-llm fault injection)."
+            return _error(404, msg, "invalid_request_error", "model_not_found"), record
+        if fault == "reset":
+            record["status"] = 0
+            return _Reply(0, {}, reset=True), record
         if fault == "429":
             record["status"] = 429
             msg = "Rate limit reached for fake-model (fake-llm fault injection)."
@@ -972,6 +995,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 reply = _error(404, f"unknown path {self.path}", "invalid_request_error")
             if not llm._hold(reply.delay_s - (time.monotonic() - arrived)):
+                self.close_connection = True
+                return
+            if reply.reset:
+                # SO_LINGER 0: closing sends a TCP RST, as a crashed proxy or server would.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
                 self.close_connection = True
                 return
             self._send(reply)
