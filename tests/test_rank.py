@@ -237,7 +237,8 @@ def test_rank_papers_repairs_then_falls_back_when_indices_repeat_or_miss(
     assert [(r.arxiv_id, r.score, r.source) for r in result] == [
         ("2606.00002", 5.0, "heuristic"), ("2606.00003", 3.0, "heuristic"),
         ("2606.00001", 0.0, "heuristic")]
-    assert client.cache.entries == {}  # an invalid answer is never cached as if valid
+    # An invalid answer is never cached as if valid: only its negative verdict is remembered.
+    assert [k.split("-", 1)[0] for k in client.cache.entries] == ["invalid"]
     assert "scored by the heuristic" in caplog.text and problem in caplog.text
 
 
