@@ -114,6 +114,31 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def refusing_s3_endpoint() -> Iterator[str]:
+    """A second moto S3 endpoint that enforces authentication: unknown keys are refused.
+
+    In its own process: moto reads INITIAL_NO_AUTH_ACTION_COUNT when it is imported, and the
+    shared `moto_endpoint` must keep accepting any key.
+    """
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os; os.environ['INITIAL_NO_AUTH_ACTION_COUNT']='0';"
+         "from moto.server import ThreadedMotoServer as S;"
+         f"s=S(ip_address='127.0.0.1', port={port}, verbose=False); s.start();"
+         "import sys; print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.communicate("", timeout=10)
+
+
 @pytest.fixture
 def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh bucket on the moto server, with the standard AWS variables pointing at it."""
