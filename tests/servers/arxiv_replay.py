@@ -834,29 +834,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--day",
         action="append",
+        dest="days",
         type=Path,
         metavar="FILE",
         help="listing-day .jsonl file or directory of them (repeatable; default: bundled day)",
     )
-    parser.add_argument("--recorded", type=Path, metavar="DIR", help="recorded responses dir")
+    parser.add_argument(
+        "--recorded", dest="recorded_dir", type=Path, metavar="DIR", help="recorded responses dir"
+    )
     parser.add_argument(
         "--fault",
         action="append",
+        dest="faults",
         type=argument_type(Fault.parse),
         default=[],
         metavar="KIND[:COUNT]",
         help=f"inject a fault ({', '.join(FAULT_KINDS)}); COUNT 0 means always",
     )
-    args = parser.parse_args(argv)
-    return serve_until_signalled(
-        lambda: ReplayServer(
-            days=args.day,
-            recorded_dir=args.recorded,
-            faults=args.fault,
-            host=args.host,
-            port=args.port,
-        )
-    )
+    options = vars(parser.parse_args(argv))  # each dest names a ReplayServer parameter
+    return serve_until_signalled(lambda: ReplayServer(**options))
 
 
 if __name__ == "__main__":

@@ -980,6 +980,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fault",
         action="append",
+        dest="faults",
         type=argument_type(LLMFault.parse),
         default=[],
         metavar="KIND[:COUNT|:SHARE]",
@@ -990,17 +991,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout-s", type=float, default=30.0, help="how long the timeout fault holds a request"
     )
-    args = parser.parse_args(argv)
-    return serve_until_signalled(
-        lambda: FakeLLMServer(
-            latency_ms=args.latency_ms,
-            faults=args.fault,
-            seed=args.seed,
-            timeout_s=args.timeout_s,
-            host=args.host,
-            port=args.port,
-        )
-    )
+    options = vars(parser.parse_args(argv))  # each dest names a FakeLLMServer parameter
+    return serve_until_signalled(lambda: FakeLLMServer(**options))
 
 
 if __name__ == "__main__":
