@@ -121,11 +121,7 @@ class _PDFHandler(LoopbackHandler["_PDFServer"]):
             self._send(404, b"not found")
 
     def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/pdf")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_body(status, body, {"Content-Type": "application/pdf"})
 
 
 class _PDFServer(LoopbackServer):

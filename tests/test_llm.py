@@ -721,12 +721,8 @@ class _StatusHandler(LoopbackHandler["_StatusServer"]):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.owner.hits += 1
         body = json.dumps({"error": {"message": "scripted", "type": "server_error"}}).encode()
-        self.send_response(self.owner.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Retry-After", "3")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_body(self.owner.status, body,
+                       {"Content-Type": "application/json", "Retry-After": "3"})
 
 
 class _StatusServer(LoopbackServer):

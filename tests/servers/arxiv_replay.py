@@ -602,13 +602,8 @@ class _Handler(LoopbackHandler["ReplayServer"]):
         if reply.reset:
             self._reset()
             return
-        self.send_response(reply.status)
         headers = {"Content-Type": ATOM_CONTENT_TYPE, **reply.headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+        self.send_body(reply.status, reply.body, headers)
 
     def _reset(self) -> None:
         # Linger 0 makes close() send RST instead of FIN: the client sees "connection reset".

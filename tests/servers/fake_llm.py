@@ -745,15 +745,9 @@ class _Handler(LoopbackHandler["FakeLLMServer"]):
         self._send(reply)
 
     def _send(self, reply: _Reply) -> None:
-        body = reply.body
         try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", JSON_CONTENT_TYPE)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_body(reply.status, reply.body,
+                           {"Content-Type": JSON_CONTENT_TYPE, **reply.headers})
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (its timeout fired during a held request): nothing to answer.
             self.close_connection = True

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,6 +57,15 @@ class LoopbackHandler(BaseHTTPRequestHandler, Generic[OwnerT]):
     @property
     def owner(self) -> OwnerT:
         return self.server.owner
+
+    def send_body(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        """One whole response: the status, `headers` in order, Content-Length and `body`."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Per-request access logs would drown test output; the servers record requests instead.
