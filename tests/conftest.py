@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from arxiv_digest.settings import Settings, load_settings
 from tasks.models import Paper
+
+if TYPE_CHECKING:
+    from tasks.lake import Lake
 
 # Recorded real data shipped with the tests (origin and checksums: tests/data/PROVENANCE.md).
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -114,22 +117,94 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket on the moto server, with the standard AWS variables pointing at it."""
+@pytest.fixture(scope="session")
+def refusing_s3_endpoint() -> Iterator[str]:
+    """A second moto S3 endpoint that enforces authentication: unknown keys are refused.
+
+    In its own process: moto reads INITIAL_NO_AUTH_ACTION_COUNT when it is imported, and the
+    shared `moto_endpoint` must keep accepting any key.
+    """
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os; os.environ['INITIAL_NO_AUTH_ACTION_COUNT']='0';"
+         "from moto.server import ThreadedMotoServer as S;"
+         f"s=S(ip_address='127.0.0.1', port={port}, verbose=False); s.start();"
+         "import sys; print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.communicate("", timeout=10)
+
+
+def new_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch, prefix: str) -> str:
+    """A fresh bucket on the S3 `endpoint`, with the standard AWS variables pointing at it."""
     import uuid
 
     import boto3
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-do-not-leak")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    bucket = f"lake-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+    bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                  aws_access_key_id="testing-key-id",
                  aws_secret_access_key="testing-secret-do-not-leak").create_bucket(Bucket=bucket)
     return bucket
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the moto server, with the standard AWS variables pointing at it."""
+    return new_bucket(moto_endpoint, monkeypatch, "lake")
+
+
+@pytest.fixture(scope="module")
+def serial_s3() -> Iterator[str]:
+    """A moto S3 endpoint that serves one request at a time.
+
+    S3 applies a conditional write atomically; moto checks the condition and then writes in two
+    steps, which its threaded server can interleave between concurrent requests. Served one at
+    a time, moto's conditional writes are atomic as S3's are, so the lease race test
+    (tests/test_faults_lease.py) exercises our protocol rather than moto's gap.
+    """
+    import threading
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app),
+                         threaded=False, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.fixture
+def lake_settings(clean_env: Path, serial_s3: str, monkeypatch: pytest.MonkeyPatch
+                  ) -> Callable[[str], tuple[Settings, Lake]]:
+    """Settings and lake for `s3://<fresh bucket>/<prefix>` on the serial moto endpoint."""
+    from tasks.lake import Lake
+
+    bucket = new_bucket(serial_s3, monkeypatch, "lease")
+
+    def make(prefix: str) -> tuple[Settings, Lake]:
+        settings = load_settings(lake_url=f"s3://{bucket}/{prefix}")
+        return settings, Lake.from_settings(settings)
+
+    return make
 
 
 @pytest.fixture

@@ -5,12 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import selectors
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import arxiv
@@ -27,8 +23,7 @@ from tests.servers.arxiv_replay import (
     build_feed,
     load_listing_day,
 )
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.servers.loopback import launched
 
 NS = {
     "atom": "http://www.w3.org/2005/Atom",
@@ -645,24 +640,9 @@ def test_day_directories_and_extra_days_are_served_when_given(tmp_path, entries)
 
 
 def test_cli_serves_until_terminated_when_started_with_port_zero():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.arxiv_replay", "--port", "0", "--fault", "429:1"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            assert sel.select(timeout=20), "no listening line"
-        line = proc.stdout.readline()
+    with launched("tests.servers.arxiv_replay", "--port", "0", "--fault", "429:1") as line:
         m = re.fullmatch(r"arxiv-replay listening on (http://127\.0\.0\.1:(\d+)/api/query)\n", line)
         assert m and int(m[2]) > 0, line
         assert requests.get(m[1], params={"search_query": CV_DAY}, timeout=10).status_code == 429
         resp = requests.get(m[1], params={"search_query": CV_DAY}, timeout=10)
         assert header(feed_of(resp)) == (353, 0, 10)
-    finally:
-        proc.terminate()
-        returncode = proc.wait(timeout=10)
-    assert returncode == 0, proc.stderr.read()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import pytest
 
 from arxiv_digest.cli import main
 from tests.conftest import free_port
+from tests.test_lake import LAKE_FAILURES
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -63,54 +63,13 @@ def test_unknown_category_is_named(settings_env, capsys, monkeypatch):
     assert nothing_written(settings_env)
 
 
-def test_unwritable_lake_is_clear_error(settings_env, capsys, monkeypatch):
-    (settings_env / "file").write_text("x")
-    monkeypatch.setenv("DIGEST_LAKE_URL", str(settings_env / "file" / "lake"))
-    code, _, err = run_cli(capsys, "run", "--date", "2026-06-30")
-    assert_one_line_error(code, err, "cannot write the lake")
-
-
-def test_s3_lake_without_credentials_is_clear_error(settings_env, capsys, monkeypatch):
-    monkeypatch.setenv("DIGEST_LAKE_URL", "s3://bucket/lake")
-    code, _, err = run_cli(capsys, "run", "--date", "2026-06-30")
-    assert_one_line_error(code, err, "no AWS credentials", "AWS_ACCESS_KEY_ID")
-
-
-def test_s3_missing_bucket_is_clear_error(settings_env, s3_bucket, capsys, monkeypatch):
-    monkeypatch.setenv("DIGEST_LAKE_URL", "s3://missing-bucket-x/lake")
-    code, _, err = run_cli(capsys, "run", "--date", "2026-06-30")
-    assert_one_line_error(code, err, "bucket 'missing-bucket-x' does not exist")
-
-
-def test_s3_unreachable_endpoint_is_clear_error(settings_env, s3_bucket, capsys, monkeypatch):
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("DIGEST_LAKE_URL", f"s3://{s3_bucket}/lake")
-    code, _, err = run_cli(capsys, "run", "--date", "2026-06-30")
-    assert_one_line_error(code, err, f"cannot reach the S3 endpoint {endpoint}")
-
-
-def test_s3_bad_credentials_are_clear_error(settings_env, capsys, monkeypatch, tmp_path):
-    # A second moto server that enforces authentication: unknown keys are refused.
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c",
-         "import os; os.environ['INITIAL_NO_AUTH_ACTION_COUNT']='0';"
-         "from moto.server import ThreadedMotoServer as S;"
-         f"s=S(ip_address='127.0.0.1', port={port}, verbose=False); s.start();"
-         "import sys; print('ready', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value")
-        monkeypatch.setenv("DIGEST_LAKE_URL", "s3://any-bucket/lake")
-        code, out, err = run_cli(capsys, "run", "--date", "2026-06-30")
-    finally:
-        proc.communicate("", timeout=10)
-    assert_one_line_error(code, err, "S3 refused the credentials", "AWS_ACCESS_KEY_ID")
-    assert "wrong-secret-value" not in out + err
+@pytest.mark.parametrize("setup", [pytest.param(p.values[0], id=p.id) for p in LAKE_FAILURES])
+def test_unusable_lake_is_one_line_error(settings_env, capsys, monkeypatch, request, setup):
+    needles = setup(request, monkeypatch, settings_env)
+    code, out, err = run_cli(capsys, "run", "--date", "2026-06-30")
+    assert_one_line_error(code, err, *needles)
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    assert not secret or secret not in out + err
 
 
 def test_query_without_catalog_says_what_to_do(settings_env, capsys):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pytest
+
 from tasks.dedup import (
     REASON_CROSS_LIST,
     REASON_EARLIER_DIGEST,
@@ -19,42 +21,54 @@ from tests.conftest import make_paper
 DAY = date(2026, 6, 30)
 
 
-def test_dedupe_keeps_newest_version_and_logs_older():
-    v1 = make_paper("2606.1", 1, updated="2026-06-29T10:00:00")
-    v2 = make_paper("2606.1", 2, updated="2026-07-01T09:00:00", title="Better title")
-    day = dedupe_papers(DAY, [v1, v2])
-    assert [(p.arxiv_id, p.version, p.title) for p in day.papers] == [("2606.1", 2, "Better title")]
-    assert [(d.version, d.reason) for d in day.drops] == [(1, REASON_VERSION)]
+# One row per reason a candidate is dropped: the fetched candidates, what is known already
+# (`existing` papers of the day, `earlier` digests), the papers kept as (id, version, title) and
+# the drops as (id, version, reason, candidate index, a piece of the detail).
+DROP_REASONS = [
+    pytest.param(
+        [make_paper("2606.1", 1, updated="2026-06-29T10:00:00"),
+         make_paper("2606.1", 2, updated="2026-07-01T09:00:00", title="Better title")], {},
+        [("2606.1", 2, "Better title")],
+        [("2606.1", 1, REASON_VERSION, 0, "superseded by v2")],
+        id="older-version-in-the-fetch"),
+    pytest.param(
+        [make_paper("2606.13", 1)], {"existing": [make_paper("2606.13", 2)]},
+        [("2606.13", 2, "A paper")],
+        [("2606.13", 1, REASON_VERSION, 0, "the day already holds v2")],
+        id="older-version-than-the-day-holds"),
+    pytest.param(
+        [make_paper("2606.2", categories=("cs.CV", "cs.AI"))] * 3, {},
+        [("2606.2", 1, "A paper")],
+        [("2606.2", 1, REASON_CROSS_LIST, 1, "categories cs.CV, cs.AI"),
+         ("2606.2", 1, REASON_CROSS_LIST, 2, "categories cs.CV, cs.AI")],
+        id="cross-listed"),
+    pytest.param(
+        [make_paper("2606.3")] * 2, {},
+        [("2606.3", 1, "A paper")],
+        [("2606.3", 1, REASON_REPEAT, 1, "served twice")],
+        id="repeated-single-category"),
+    pytest.param(
+        [make_paper("2606.4", 2)], {"earlier": {"2606.4": date(2026, 6, 29)}},
+        [],
+        [("2606.4", 2, REASON_EARLIER_DIGEST, 0, "already in the digest of 2026-06-29")],
+        id="in-an-earlier-digest"),
+    pytest.param(
+        [make_paper("2605.5", published="2026-05-01T12:00:00", updated="2026-06-29T08:00:00")],
+        {},
+        [],
+        [("2605.5", 1, REASON_OUT_OF_WINDOW, 0, "2026-05-02")],
+        id="published-outside-the-window"),
+]
 
 
-def test_dedupe_counts_cross_listed_entry_once():
-    paper = make_paper("2606.2", categories=("cs.CV", "cs.AI"))
-    day = dedupe_papers(DAY, [paper, paper, paper])
-    assert len(day.papers) == 1
-    assert [d.reason for d in day.drops] == [REASON_CROSS_LIST, REASON_CROSS_LIST]
-    assert [d.candidate_index for d in day.drops] == [1, 2]
-
-
-def test_dedupe_counts_repeated_single_category_entry_once():
-    paper = make_paper("2606.3")
-    day = dedupe_papers(DAY, [paper, paper])
-    assert len(day.papers) == 1
-    assert [d.reason for d in day.drops] == [REASON_REPEAT]
-
-
-def test_dedupe_never_readmits_paper_of_earlier_digest():
-    late_v2 = make_paper("2606.4", 2)
-    day = dedupe_papers(DAY, [late_v2], earlier={"2606.4": date(2026, 6, 29)})
-    assert day.papers == ()
-    assert [d.reason for d in day.drops] == [REASON_EARLIER_DIGEST]
-
-
-def test_dedupe_drops_paper_published_outside_window():
-    old = make_paper("2605.5", published="2026-05-01T12:00:00", updated="2026-06-29T08:00:00")
-    day = dedupe_papers(DAY, [old])
-    assert day.papers == ()
-    assert day.drops[0].reason == REASON_OUT_OF_WINDOW
-    assert "2026-05-02" in day.drops[0].detail
+@pytest.mark.parametrize(("candidates", "known", "kept", "dropped"), DROP_REASONS)
+def test_dedupe_keeps_one_row_per_paper_and_explains_each_drop(candidates, known, kept, dropped):
+    day = dedupe_papers(DAY, candidates, **known)
+    assert [(p.arxiv_id, p.version, p.title) for p in day.papers] == kept
+    assert [(d.arxiv_id, d.version, d.reason, d.candidate_index) for d in day.drops] == [
+        row[:4] for row in dropped]
+    for drop, (*_, detail) in zip(day.drops, dropped, strict=True):
+        assert detail in drop.detail
 
 
 def test_out_of_window_reason_does_not_depend_on_which_day_finished_first():
@@ -90,14 +104,6 @@ def test_dedupe_same_candidates_twice_gives_same_day():
     assert second.papers == first.papers
     assert second.drops == first.drops
     assert second.added == 0
-
-
-def test_dedupe_does_not_downgrade_existing_newer_version():
-    v2 = make_paper("2606.13", 2)
-    v1 = make_paper("2606.13", 1)
-    day = dedupe_papers(DAY, [v1], existing=[v2])
-    assert [p.version for p in day.papers] == [2]
-    assert [d.reason for d in day.drops] == [REASON_VERSION]
 
 
 def test_window_is_half_open_so_a_midnight_paper_is_in_exactly_one_day():

@@ -7,12 +7,8 @@ import json
 import math
 import random
 import re
-import selectors
-import subprocess
-import sys
 from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Literal
 
 import litellm
@@ -26,8 +22,8 @@ from tests.servers.fake_llm import (
     injection_payload,
     schema_instance,
 )
+from tests.servers.loopback import launched
 
-REPO = Path(__file__).resolve().parent.parent
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 # litellm's own Message model trips pydantic's serializer check on every response, whatever the
@@ -380,18 +376,7 @@ def test_bad_body_gets_400_when_messages_missing(server):
 
 
 def test_cli_serves_until_terminated_when_started_with_port_zero():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.fake_llm", "--port", "0", "--fault", "429:1"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            assert sel.select(timeout=20), "no listening line"
-        line = proc.stdout.readline()
+    with launched("tests.servers.fake_llm", "--port", "0", "--fault", "429:1") as line:
         m = re.fullmatch(r"fake-llm listening on (http://127\.0\.0\.1:(\d+)/v1)\n", line)
         assert m and int(m[2]) > 0, line
         url = f"{m[1]}/chat/completions"
@@ -399,10 +384,6 @@ def test_cli_serves_until_terminated_when_started_with_port_zero():
         assert requests.post(url, json=body, timeout=10).status_code == 429
         answer = requests.post(url, json=body, timeout=10).json()
         assert answer["choices"][0]["message"]["content"]
-    finally:
-        proc.terminate()
-        returncode = proc.wait(timeout=10)
-    assert returncode == 0, proc.stderr.read()
 
 
 # --- schema_instance -----------------------------------------------------------------------------

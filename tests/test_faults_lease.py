@@ -14,8 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,8 +21,7 @@ import boto3
 import pytest
 
 from arxiv_digest.errors import LeaseLostError
-from arxiv_digest.settings import Settings, load_settings
-from tasks.coordination import day_lease
+from arxiv_digest.settings import Settings
 from tasks.lake import Lake, papers_table
 from tasks.leases import DayLease, Heartbeat, S3LeaseStore, hold_day_lease
 from tests.conftest import make_paper
@@ -45,50 +42,6 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.t += seconds
-
-
-@pytest.fixture(scope="module")
-def serial_s3() -> Iterator[str]:
-    """A moto S3 endpoint that serves one request at a time.
-
-    S3 applies a conditional write atomically; moto checks the condition and then writes in two
-    steps, which its threaded server can interleave between concurrent requests. Served one at
-    a time, moto's conditional writes are atomic as S3's are, so the race test below exercises
-    our protocol rather than moto's gap.
-    """
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app),
-                         threaded=False, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
-
-
-@pytest.fixture
-def lake_settings(clean_env, serial_s3, monkeypatch) -> Callable[[str], tuple[Settings, Lake]]:
-    """Settings and lake for `s3://<fresh bucket>/<prefix>` on the serial moto endpoint."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-do-not-leak")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", serial_s3)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    bucket = f"lease-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=serial_s3, region_name="us-east-1",
-                 aws_access_key_id="testing-key-id",
-                 aws_secret_access_key="testing-secret-do-not-leak").create_bucket(Bucket=bucket)
-
-    def make(prefix: str) -> tuple[Settings, Lake]:
-        settings = load_settings(lake_url=f"s3://{bucket}/{prefix}")
-        return settings, Lake.from_settings(settings)
-
-    return make
 
 
 def make_lease(settings: Settings, lake: Lake, clock: FakeClock, pid: int,
@@ -185,28 +138,6 @@ def test_lake_a_lease_does_not_block_the_same_day_on_lake_b(lake_settings):
     bucket = lake_a.root.split("/")[0]
     assert on_a.store.location == f"s3://{bucket}/lake-a/_leases/2026-06-30.json"
     assert on_b.store.location == f"s3://{bucket}/lake-b/_leases/2026-06-30.json"
-
-
-def test_day_lease_holds_the_same_day_on_two_lakes_at_once(lake_settings):
-    settings_a, lake_a = lake_settings("lake-a")
-    settings_b, lake_b = lake_settings("lake-b")
-    entered_b = threading.Event()
-
-    def hold_b() -> None:
-        with day_lease(settings_b, lake_b, DAY) as lake:
-            lake.write_day("papers", DAY, papers_table([make_paper()]))
-            entered_b.set()
-
-    with day_lease(settings_a, lake_a, DAY) as guarded_a:
-        assert guarded_a.write_guard is not None  # writes of the day check the lease
-        other = threading.Thread(target=hold_b, daemon=True)
-        other.start()
-        other.join(timeout=30)
-        assert entered_b.is_set(), "lake B waited for lake A's lease of the same day"
-    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-    bucket = lake_a.root.split("/")[0]
-    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
-    assert not {k for k in keys if "/_leases/" in k}  # both released
 
 
 def test_renewal_after_takeover_fails_and_the_old_holder_stops_writing(lake_settings):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from tasks.fulltext import extract_text, fetch_fulltexts, fetch_pdf
 from tests.conftest import free_port, make_paper
+from tests.servers.loopback import LoopbackHandler, LoopbackServer
 
 
 def make_pdf(*lines: str) -> bytes:
@@ -108,11 +107,9 @@ def test_fetch_fulltexts_skips_fetch_when_paper_has_no_pdf_url() -> None:
 # -- fetch_pdf against a loopback server ----------------------------------------------------------
 
 
-class _PDFHandler(BaseHTTPRequestHandler):
-    server: _PDFServer
-
+class _PDFHandler(LoopbackHandler["_PDFServer"]):
     def do_GET(self) -> None:
-        self.server.user_agents.append(self.headers.get("User-Agent", ""))
+        self.owner.user_agents.append(self.headers.get("User-Agent", ""))
         route = self.path.strip("/")
         if route == "paper.pdf":
             self._send(200, PDF)
@@ -124,35 +121,22 @@ class _PDFHandler(BaseHTTPRequestHandler):
             self._send(404, b"not found")
 
     def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/pdf")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.send_body(status, body, {"Content-Type": "application/pdf"})
 
 
-class _PDFServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _PDFServer(LoopbackServer):
+    name = "pdf-server"
+    handler = _PDFHandler
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _PDFHandler)
+        super().__init__()
         self.user_agents: list[str] = []
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
 
 @pytest.fixture(scope="module")
 def pdf_server() -> Iterator[_PDFServer]:
-    server = _PDFServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                              daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with _PDFServer() as server:
+        yield server
 
 
 def test_fetch_pdf_returns_bytes_when_status_200(pdf_server: _PDFServer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from arxiv_digest.errors import ConfigError, LakeError
 from arxiv_digest.settings import load_settings
 from tasks.dedup import dedupe_papers
-from tasks.lake import Lake, open_lake, papers_from_table, papers_table
+from tasks.lake import open_lake, papers_from_table, papers_table
 from tests.conftest import free_port, make_paper
 
 DAY = date(2026, 6, 30)
@@ -62,14 +64,6 @@ def test_paper_days_maps_ids_to_their_digest(settings):
     assert lake.paper_days() == {"2606.1": DAY, "2606.2": DAY}
 
 
-def test_unwritable_local_lake_is_clear_error(clean_env, monkeypatch):
-    blocker = clean_env / "a-file"
-    blocker.write_text("not a directory")
-    monkeypatch.setenv("DIGEST_LAKE_URL", str(blocker / "lake"))
-    with pytest.raises(LakeError, match="cannot write the lake"):
-        open_lake(load_settings())
-
-
 def test_s3_lake_round_trips_through_moto(clean_env, s3_bucket, monkeypatch):
     monkeypatch.setenv("DIGEST_LAKE_URL", f"s3://{s3_bucket}/lake")
     lake = open_lake(load_settings())
@@ -79,20 +73,68 @@ def test_s3_lake_round_trips_through_moto(clean_env, s3_bucket, monkeypatch):
     assert lake.glob("papers") == f"s3://{s3_bucket}/lake/papers/*/*.parquet"
 
 
-def test_s3_lake_without_credentials_is_clear_error(clean_env, monkeypatch):
+# -- a lake that cannot be used: one clear error before any work --------------------------------
+
+LakeSetup = Callable[[pytest.FixtureRequest, pytest.MonkeyPatch, Path], tuple[str, ...]]
+
+
+def _unwritable_local(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                      work: Path) -> tuple[str, ...]:
+    blocker = work / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("DIGEST_LAKE_URL", str(blocker / "lake"))
+    return ("cannot write the lake",)
+
+
+def _s3_without_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                            work: Path) -> tuple[str, ...]:
     monkeypatch.setenv("DIGEST_LAKE_URL", "s3://some-bucket/lake")
-    with pytest.raises(ConfigError, match="no AWS credentials"):
-        Lake.from_settings(load_settings())
+    return ("no AWS credentials", "AWS_ACCESS_KEY_ID")
 
 
-def test_s3_missing_bucket_is_clear_error(clean_env, s3_bucket, monkeypatch):
+def _s3_missing_bucket(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                       work: Path) -> tuple[str, ...]:
+    request.getfixturevalue("s3_bucket")  # a reachable endpoint with valid credentials
     monkeypatch.setenv("DIGEST_LAKE_URL", "s3://no-such-bucket-here/lake")
-    with pytest.raises(LakeError, match="bucket 'no-such-bucket-here' does not exist"):
-        open_lake(load_settings())
+    return ("bucket 'no-such-bucket-here' does not exist",)
 
 
-def test_s3_unreachable_endpoint_is_clear_error(clean_env, s3_bucket, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("DIGEST_LAKE_URL", f"s3://{s3_bucket}/lake")
-    with pytest.raises(LakeError, match="cannot reach the S3 endpoint"):
+def _s3_unreachable_endpoint(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                             work: Path) -> tuple[str, ...]:
+    bucket = request.getfixturevalue("s3_bucket")
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("DIGEST_LAKE_URL", f"s3://{bucket}/lake")
+    return (f"cannot reach the S3 endpoint {endpoint}",)
+
+
+def _s3_refused_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                            work: Path) -> tuple[str, ...]:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("refusing_s3_endpoint"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value")
+    monkeypatch.setenv("DIGEST_LAKE_URL", "s3://any-bucket/lake")
+    return ("S3 refused the credentials", "AWS_ACCESS_KEY_ID")
+
+
+# Each sets the environment up (from a clean one) and returns what the error must say; the
+# error opening the lake raises, and the CLI's one line (tests/test_cli.py) say the same.
+LAKE_FAILURES = [
+    pytest.param(_unwritable_local, LakeError, id="unwritable-local-lake"),
+    pytest.param(_s3_without_credentials, ConfigError, id="s3-without-credentials"),
+    pytest.param(_s3_missing_bucket, LakeError, id="s3-missing-bucket"),
+    pytest.param(_s3_unreachable_endpoint, LakeError, id="s3-unreachable-endpoint"),
+    pytest.param(_s3_refused_credentials, LakeError, id="s3-refused-credentials"),
+]
+
+
+@pytest.mark.parametrize(("setup", "error"), LAKE_FAILURES)
+def test_unusable_lake_is_one_clear_error_when_opened(clean_env, monkeypatch, request,
+                                                       setup: LakeSetup, error):
+    needles = setup(request, monkeypatch, clean_env)
+    with pytest.raises(error) as caught:
         open_lake(load_settings())
+    message = str(caught.value)
+    assert all(needle in message for needle in needles), message
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    assert not secret or secret not in message

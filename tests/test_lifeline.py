@@ -27,24 +27,18 @@ def child(code: str) -> subprocess.Popen[str]:
     return process
 
 
-def test_watch_terminates_guarded_processes_at_end_of_input():
-    idle = child(IDLES)
+@pytest.mark.parametrize(("code", "grace_s", "ended_by"), [
+    pytest.param(IDLES, 30, signal.SIGTERM, id="terminated-at-end-of-input"),
+    pytest.param(IGNORES_TERM, 0.2, signal.SIGKILL, id="killed-after-the-grace-if-it-ignores-term"),
+])
+def test_watch_ends_guarded_processes_at_end_of_input(code, grace_s, ended_by):
+    guarded = child(code)
     try:
-        watch(io.BytesIO(f"{idle.pid}\n".encode()), grace_s=30)
-        assert idle.wait(timeout=5) == -signal.SIGTERM
+        watch(io.BytesIO(f"{guarded.pid}\n".encode()), grace_s=grace_s)
+        assert guarded.wait(timeout=5) == -ended_by
     finally:
-        idle.kill()
-        idle.wait()
-
-
-def test_watch_kills_a_process_that_ignores_term_after_the_grace():
-    stubborn = child(IGNORES_TERM)
-    try:
-        watch(io.BytesIO(f"{stubborn.pid}\n".encode()), grace_s=0.2)
-        assert stubborn.wait(timeout=5) == -signal.SIGKILL
-    finally:
-        stubborn.kill()
-        stubborn.wait()
+        guarded.kill()
+        guarded.wait()
 
 
 def test_watch_skips_processes_that_already_ended():

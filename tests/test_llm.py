@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -35,6 +33,7 @@ from tasks.prompts import Prompt, load_prompt
 from tasks.summarize import build_analysis_request
 from tests.conftest import free_port, make_paper
 from tests.servers.fake_llm import FakeLLMServer, LLMFault
+from tests.servers.loopback import LoopbackHandler, LoopbackServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
 litellm.suppress_debug_info = True
@@ -717,40 +716,27 @@ def test_structured_repairs_when_server_sends_malformed_json(fake_llm: FakeLLMSe
 # mapping of status codes to exception types).
 
 
-class _StatusHandler(BaseHTTPRequestHandler):
-    server: _StatusServer
-
+class _StatusHandler(LoopbackHandler["_StatusServer"]):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.hits += 1
+        self.owner.hits += 1
         body = json.dumps({"error": {"message": "scripted", "type": "server_error"}}).encode()
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Retry-After", "3")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.send_body(self.owner.status, body,
+                       {"Content-Type": "application/json", "Retry-After": "3"})
 
 
-class _StatusServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _StatusServer(LoopbackServer):
+    name = "status-server"
+    handler = _StatusHandler
+    root_path = "/v1"
     status = 500
     hits = 0
 
 
 @pytest.fixture(scope="module")
 def status_endpoint() -> Iterator[_StatusServer]:
-    server = _StatusServer(("127.0.0.1", 0), _StatusHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                              daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with _StatusServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -760,8 +746,7 @@ def status_server(status_endpoint: _StatusServer) -> _StatusServer:
 
 
 def _status_client(server: _StatusServer, recorder: Recorder) -> LLMClient:
-    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    return LLMClient(model=MODEL, api_base=base, api_key="sk-test", cache=LLMCache(),
+    return LLMClient(model=MODEL, api_base=server.url, api_key="sk-test", cache=LLMCache(),
                      run_id="run-1", max_attempts=3, backoff_s=0.01, sleep=recorder.sleep,
                      jitter=lambda: 0.5)
 

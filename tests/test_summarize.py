@@ -1,4 +1,4 @@
-"""Tests of the per-paper analysis Markdown and the day's executive summary."""
+"""Tests of the per-paper analysis Markdown (the executive summary: test_executive_summary.py)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,11 @@ import asyncio
 import json
 import re
 from datetime import date
-from typing import Any
 
 import pytest
 
-from tasks.executive_summary import (
-    ExecutiveSummary,
-    PaperNote,
-    build_summary_request,
-    fallback_summary,
-    render_summary,
-    summarize_day,
-)
-from tasks.llm import LLMCache, LLMClient, Outcome, parse_answer
+from tasks.executive_summary import ExecutiveSummary, PaperNote, render_summary
+from tasks.llm import LLMCache, LLMClient, Outcome
 from tasks.render import Digest, DigestPaper, render_digest, validate_digest
 from tasks.summarize import (
     AbstractAnalysis,
@@ -28,7 +20,7 @@ from tasks.summarize import (
     render_abstract_analysis,
     render_fulltext_analysis,
 )
-from tests.conftest import Answers, make_paper
+from tests.conftest import make_paper
 from tests.servers.fake_llm import FakeLLMServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
@@ -169,92 +161,3 @@ def test_analyse_papers_renders_zh_markdown_when_fake_llm_answers(fake_llm: Fake
     assert all(s in (rows[0].markdown or "") for s in ABSTRACT_SECTIONS["zh"])
     assert all(s in (rows[1].markdown or "") for s in FULLTEXT_SECTIONS["zh"])
     assert set(json.loads(rows[1].fields_json or "{}")) == set(FulltextAnalysis.model_fields)
-
-
-# -- executive summary ----------------------------------------------------------------------------
-
-
-def _day_papers() -> list[Any]:
-    return [make_paper("2606.00001", title="Depth from focus"),
-            make_paper("2606.00002", version=2, title="Seeing in the dark")]
-
-
-def _summary_json(*ids: str) -> str:
-    notes = [{"arxiv_id": i, "note": "worth it"} for i in ids]
-    return json.dumps({"overview": "A day.", "themes": ["depth"], "highlights": notes,
-                       "emerging": ["night vision"], "recommended": notes[:1]})
-
-
-def test_summary_validation_rejects_answer_when_id_invented() -> None:
-    request = build_summary_request(_day_papers(), {}, day=DAY, topic=TOPIC, language="en")
-    with pytest.raises(ValueError, match=r"2606\.99999v1"):
-        parse_answer(request, _summary_json("2606.00001v1", "2606.99999v1"))
-    with pytest.raises(ValueError, match=r"2606\.00002v1"):  # right paper, wrong version
-        parse_answer(request, _summary_json("2606.00002v1"))
-
-
-def test_summary_validation_accepts_answer_when_ids_real() -> None:
-    request = build_summary_request(_day_papers(), {}, day=DAY, topic=TOPIC, language="en")
-    answer = parse_answer(request, _summary_json("2606.00002v2", "2606.00001v1"))
-    assert [n.arxiv_id for n in answer.highlights] == ["2606.00002v2", "2606.00001v1"]
-
-
-def test_summary_schema_restricts_ids_when_built() -> None:
-    request = build_summary_request(_day_papers(), {}, day=DAY, topic=TOPIC, language="zh")
-    schema = request.schema_for_model()
-    assert schema["$defs"]["PaperNote"]["properties"]["arxiv_id"]["enum"] == [
-        "2606.00001v1", "2606.00002v2"]
-    other = build_summary_request([make_paper("2606.00003")], {}, day=DAY, topic=TOPIC,
-                                  language="zh")
-    assert other.schema_for_model()["$defs"]["PaperNote"]["properties"]["arxiv_id"][
-        "enum"] == ["2606.00003v1"]
-    assert "enum" not in ExecutiveSummary.model_json_schema()["$defs"]["PaperNote"][
-        "properties"]["arxiv_id"]
-
-
-@pytest.mark.parametrize("language", ["zh", "en"])
-def test_fallback_summary_lists_real_titles_when_llm_unavailable(language: str) -> None:
-    text = fallback_summary(_day_papers(), language=language)
-    assert "1.  **Depth from focus** (2606.00001v1)" in text.split("\n")
-    assert "2.  **Seeing in the dark** (2606.00002v2)" in text.split("\n")
-    assert "2" in text.split("\n")[0]
-
-
-def test_render_summary_names_papers_by_our_titles_when_model_cites_ids() -> None:
-    summary = ExecutiveSummary(
-        overview="A day.", themes=["depth"], emerging=["night"],
-        highlights=[PaperNote(arxiv_id="2606.00002v2", note="Title: Fake Title")],
-        recommended=[PaperNote(arxiv_id="2606.00001v1", note="read it")])
-    text = render_summary(summary, _day_papers(), day=DAY, topic=TOPIC, language="en")
-    assert "*   **Seeing in the dark** (2606.00002v2): Title: Fake Title" in text
-    assert "1.  **Depth from focus** (2606.00001v1): read it" in text
-    assert "2026-06-29" in text.split("\n")[0]  # the papers' publication day
-
-
-def _summarize(completion: Answers, papers: list[Any]) -> tuple[str, Outcome]:
-    client = LLMClient(model="openai/fake-model", api_base="http://127.0.0.1:9/v1",
-                       api_key="sk-test", cache=LLMCache(), run_id="run", completion=completion)
-    return asyncio.run(summarize_day(client, papers, {}, day=DAY, topic=TOPIC, language="en"))
-
-
-def test_summarize_day_falls_back_when_model_keeps_inventing_ids() -> None:
-    completion = Answers(_summary_json("2606.99999v1"))
-    text, outcome = _summarize(completion, _day_papers())
-    assert outcome.status == "invalid"
-    assert completion.calls == 2
-    assert "2606.99999" not in text
-    assert text == fallback_summary(_day_papers(), language="en")
-
-
-def test_summarize_day_renders_summary_when_ids_real() -> None:
-    text, outcome = _summarize(Answers(_summary_json("2606.00001v1")), _day_papers())
-    assert outcome.status == "ok"
-    assert "**Depth from focus** (2606.00001v1): worth it" in text
-
-
-def test_summarize_day_makes_no_call_when_no_papers() -> None:
-    completion = Answers(_summary_json("2606.00001v1"))
-    text, outcome = _summarize(completion, [])
-    assert completion.calls == 0
-    assert outcome.status == "ok"
-    assert "0" in text

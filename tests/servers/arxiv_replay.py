@@ -65,12 +65,10 @@ reset, ``fault`` = fired fault kind or None) before the response is written.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
 import re
-import signal
 import socket
 import struct
 import sys
@@ -79,12 +77,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
+
+from tests.servers.loopback import (
+    LoopbackHandler,
+    LoopbackServer,
+    argument_type,
+    cli_parser,
+    serve_until_signalled,
+)
 
 BUNDLED_DAY = Path(__file__).resolve().parent / "data" / "listing-2026-06-30.jsonl"
 API_PATH = "/api/query"
@@ -589,8 +593,32 @@ def _norm_query(query: str) -> str:
     return " ".join(query.replace("+", " ").split())
 
 
-class ReplayServer:
+class _Handler(LoopbackHandler["ReplayServer"]):
+    # Keep-alive, like export.arxiv.org, so requests.Session reuses connections.
+    server_version = "arxiv-replay"
+
+    def do_GET(self) -> None:
+        reply = self.owner.handle(self.path)
+        if reply.reset:
+            self._reset()
+            return
+        headers = {"Content-Type": ATOM_CONTENT_TYPE, **reply.headers}
+        self.send_body(reply.status, reply.body, headers)
+
+    def _reset(self) -> None:
+        # Linger 0 makes close() send RST instead of FIN: the client sees "connection reset".
+        # The fd really closes once socketserver closes rfile/wfile after this handler returns.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+
+class ReplayServer(LoopbackServer):
     """The replay API on a loopback port, served from a daemon thread."""
+
+    name = "arxiv-replay"
+    handler = _Handler
+    root_path = API_PATH
 
     def __init__(
         self,
@@ -613,10 +641,7 @@ class ReplayServer:
         self._faults: list[_FaultState] = []
         self._late_runs: dict[tuple[str, str], bool] = {}
         self.set_faults(faults)
-        self._host = host
-        self._port = port
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(host, port)
 
     # -- recorded fixtures ------------------------------------------------------------------
 
@@ -639,56 +664,6 @@ class ReplayServer:
             qs = {k: v[-1] for k, v in parse_qs(path.name[: -len(".xml")], True).items()}
             key = (_norm_query(qs.get("search_query", "")), qs.get("id_list", ""))
             self._recorded_xml[key] = path.read_bytes()
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Bind and serve in a daemon thread; returns self."""
-        if self._httpd is not None:
-            raise RuntimeError("already started")
-        self._httpd = _HTTPServer((self._host, self._port), _Handler, self)
-        self._port = self._httpd.server_address[1]
-        # serve_forever notices shutdown() only between polls; a short poll keeps stop() fast.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="arxiv-replay",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        if self._httpd is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._port}{API_PATH}"
 
     def set_faults(self, faults: Sequence[Fault]) -> None:
         """Replace the active faults (fresh counts, late-paper runs forgotten)."""
@@ -840,113 +815,39 @@ class ReplayServer:
         return omit, commit
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        replay: ReplayServer,
-    ) -> None:
-        self.replay = replay
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.1 keep-alive, like export.arxiv.org, so requests.Session reuses connections.
-    protocol_version = "HTTP/1.1"
-    server_version = "arxiv-replay"
-    sys_version = ""
-    timeout = 30  # idle keep-alive connections must not pin threads forever
-    # Headers and body go out in two writes; with Nagle on, a keep-alive client's delayed ACK
-    # stalls every small response by ~40 ms.
-    disable_nagle_algorithm = True
-    server: _HTTPServer
-
-    def do_GET(self) -> None:
-        reply = self.server.replay.handle(self.path)
-        if reply.reset:
-            self._reset()
-            return
-        self.send_response(reply.status)
-        headers = {"Content-Type": ATOM_CONTENT_TYPE, **reply.headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def _reset(self) -> None:
-        # Linger 0 makes close() send RST instead of FIN: the client sees "connection reset".
-        # The fd really closes once socketserver closes rfile/wfile after this handler returns.
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
-        self.connection.close()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Per-request access logs would drown test output; ReplayServer.requests has them.
-        pass
-
-
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
 
 
-def _fault_arg(spec: str) -> Fault:
-    try:
-        return Fault.parse(spec)
-    except ValueError as exc:
-        # argparse shows ArgumentTypeError's text; a plain ValueError becomes "invalid value".
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the replay server until SIGTERM/SIGINT; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.servers.arxiv_replay",
-        description="Serve the arXiv export API on loopback from recorded real data.",
+    parser = cli_parser(
+        "tests.servers.arxiv_replay",
+        "Serve the arXiv export API on loopback from recorded real data.",
     )
-    parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
-    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
         "--day",
         action="append",
+        dest="days",
         type=Path,
         metavar="FILE",
         help="listing-day .jsonl file or directory of them (repeatable; default: bundled day)",
     )
-    parser.add_argument("--recorded", type=Path, metavar="DIR", help="recorded responses dir")
+    parser.add_argument(
+        "--recorded", dest="recorded_dir", type=Path, metavar="DIR", help="recorded responses dir"
+    )
     parser.add_argument(
         "--fault",
         action="append",
-        type=_fault_arg,
+        dest="faults",
+        type=argument_type(Fault.parse),
         default=[],
         metavar="KIND[:COUNT]",
         help=f"inject a fault ({', '.join(FAULT_KINDS)}); COUNT 0 means always",
     )
-    args = parser.parse_args(argv)
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server = ReplayServer(
-        days=args.day,
-        recorded_dir=args.recorded,
-        faults=args.fault,
-        host=args.host,
-        port=args.port,
-    )
-    with server.start():
-        print(f"arxiv-replay listening on {server.url}", flush=True)
-        stop.wait()
-    return 0
+    options = vars(parser.parse_args(argv))  # each dest names a ReplayServer parameter
+    return serve_until_signalled(lambda: ReplayServer(**options))
 
 
 if __name__ == "__main__":

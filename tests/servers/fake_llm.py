@@ -62,14 +62,12 @@ number of chat requests the server was handling at once.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
 import math
 import random
 import re
-import signal
 import socket
 import struct
 import sys
@@ -81,10 +79,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
+
+from tests.servers.loopback import (
+    LoopbackHandler,
+    LoopbackServer,
+    argument_type,
+    cli_parser,
+    serve_until_signalled,
+)
 
 MODEL_ID = "fake-model"
 FAULT_KINDS = ("429", "500", "timeout", "malformed-json", "empty", "injection", "401",
@@ -692,8 +696,69 @@ def _error(status: int, message: str, kind: str, code: str | None = None,
     return _Reply(status, {"error": error})
 
 
-class FakeLLMServer:
+def _model_entry(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "fake-llm"}
+
+
+class _Handler(LoopbackHandler["FakeLLMServer"]):
+    # Keep-alive, like api.openai.com, so the OpenAI SDK's pool reuses connections.
+    server_version = "fake-llm"
+
+    def _path(self) -> str:
+        path = urlsplit(self.path).path.rstrip("/")
+        return path[len("/v1") :] if path.startswith("/v1/") else path
+
+    def do_POST(self) -> None:
+        llm = self.owner
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        # The latency runs from the request's arrival: building the answer happens inside it,
+        # as a real model server's own work does, so a benchmark's ideal of L per call holds.
+        arrived = time.monotonic()
+        with llm._tracking():
+            if self._path() == "/chat/completions":
+                reply = llm.handle_chat(raw)
+            elif self._path() == "/control/latency":
+                # Lets a benchmark change the fixed latency of a server in another process.
+                llm.set_latency(float(json.loads(raw or b"{}").get("ms", 0)))
+                reply = _Reply(200, {"latency_ms": llm._latency_s * 1000})
+            else:
+                reply = _error(404, f"unknown path {self.path}", "invalid_request_error")
+            if not llm._hold(reply.delay_s - (time.monotonic() - arrived)):
+                self.close_connection = True
+                return
+            if reply.reset:
+                # SO_LINGER 0: closing sends a TCP RST, as a crashed proxy or server would.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.close_connection = True
+                return
+            self._send(reply)
+
+    def do_GET(self) -> None:
+        path = self._path()
+        if path == "/models":
+            reply = _Reply(200, {"object": "list", "data": [_model_entry(MODEL_ID)]})
+        elif path.startswith("/models/"):
+            reply = _Reply(200, _model_entry(path[len("/models/") :]))
+        else:
+            reply = _error(404, f"unknown path {self.path}", "invalid_request_error")
+        self._send(reply)
+
+    def _send(self, reply: _Reply) -> None:
+        try:
+            self.send_body(reply.status, reply.body,
+                           {"Content-Type": JSON_CONTENT_TYPE, **reply.headers})
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (its timeout fired during a held request): nothing to answer.
+            self.close_connection = True
+
+
+class FakeLLMServer(LoopbackServer):
     """The fake OpenAI-compatible API on a loopback port, served from daemon threads."""
+
+    name = "fake-llm"
+    handler = _Handler
+    root_path = "/v1"
 
     def __init__(
         self,
@@ -717,63 +782,12 @@ class FakeLLMServer:
         # it to act at an exact point (e.g. kill the client process mid-stage).
         self.on_request: Callable[[int], None] | None = None
         self.set_faults(faults)
-        self._host = host
-        self._port = port
-        self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Bind and serve in a daemon thread; returns self."""
-        if self._httpd is not None:
-            raise RuntimeError("already started")
-        self._stopping.clear()
-        self._httpd = _HTTPServer((self._host, self._port), _Handler, self)
-        self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.02},  # shutdown() is noticed between polls
-            name="fake-llm",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, release the port and drop requests still held by latency or timeout."""
-        if self._httpd is None:
-            return
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        if self._httpd is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._port
+        super().__init__(host, port)
 
     @property
     def base_url(self) -> str:
         """The OpenAI base URL, for ``api_base`` / ``DIGEST_LLM_API_BASE``."""
-        return f"http://{self._host}:{self._port}/v1"
+        return self.url
 
     # -- configuration and observation ----------------------------------------------------------
 
@@ -946,120 +960,22 @@ class FakeLLMServer:
         return reply, record
 
 
-def _model_entry(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": "fake-llm"}
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        llm: FakeLLMServer,
-    ) -> None:
-        self.llm = llm
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.1 keep-alive, like api.openai.com, so the OpenAI SDK's pool reuses connections.
-    protocol_version = "HTTP/1.1"
-    server_version = "fake-llm"
-    sys_version = ""
-    timeout = 30  # idle keep-alive connections must not pin threads forever
-    # Headers and body go out in two writes; with Nagle on, a keep-alive client's delayed ACK
-    # stalls every small response by ~40 ms.
-    disable_nagle_algorithm = True
-    server: _HTTPServer
-
-    def _path(self) -> str:
-        path = urlsplit(self.path).path.rstrip("/")
-        return path[len("/v1") :] if path.startswith("/v1/") else path
-
-    def do_POST(self) -> None:
-        llm = self.server.llm
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        # The latency runs from the request's arrival: building the answer happens inside it,
-        # as a real model server's own work does, so a benchmark's ideal of L per call holds.
-        arrived = time.monotonic()
-        with llm._tracking():
-            if self._path() == "/chat/completions":
-                reply = llm.handle_chat(raw)
-            elif self._path() == "/control/latency":
-                # Lets a benchmark change the fixed latency of a server in another process.
-                llm.set_latency(float(json.loads(raw or b"{}").get("ms", 0)))
-                reply = _Reply(200, {"latency_ms": llm._latency_s * 1000})
-            else:
-                reply = _error(404, f"unknown path {self.path}", "invalid_request_error")
-            if not llm._hold(reply.delay_s - (time.monotonic() - arrived)):
-                self.close_connection = True
-                return
-            if reply.reset:
-                # SO_LINGER 0: closing sends a TCP RST, as a crashed proxy or server would.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
-                self.close_connection = True
-                return
-            self._send(reply)
-
-    def do_GET(self) -> None:
-        path = self._path()
-        if path == "/models":
-            reply = _Reply(200, {"object": "list", "data": [_model_entry(MODEL_ID)]})
-        elif path.startswith("/models/"):
-            reply = _Reply(200, _model_entry(path[len("/models/") :]))
-        else:
-            reply = _error(404, f"unknown path {self.path}", "invalid_request_error")
-        self._send(reply)
-
-    def _send(self, reply: _Reply) -> None:
-        body = reply.body
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", JSON_CONTENT_TYPE)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up (its timeout fired during a held request): nothing to answer.
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Per-request access logs would drown test output; FakeLLMServer.calls has them.
-        pass
-
-
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
 
 
-def _fault_arg(spec: str) -> LLMFault:
-    try:
-        return LLMFault.parse(spec)
-    except ValueError as exc:
-        # argparse shows ArgumentTypeError's text; a plain ValueError becomes "invalid value".
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fake LLM until SIGTERM/SIGINT; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.servers.fake_llm",
-        description="Serve a deterministic OpenAI-compatible LLM on loopback.",
+    parser = cli_parser(
+        "tests.servers.fake_llm", "Serve a deterministic OpenAI-compatible LLM on loopback."
     )
-    parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
-    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of every answer")
     parser.add_argument(
         "--fault",
         action="append",
-        type=_fault_arg,
+        dest="faults",
+        type=argument_type(LLMFault.parse),
         default=[],
         metavar="KIND[:COUNT|:SHARE]",
         help=f"inject a fault ({', '.join(FAULT_KINDS)}): 429 = first request, 429:2 = first "
@@ -1069,27 +985,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout-s", type=float, default=30.0, help="how long the timeout fault holds a request"
     )
-    args = parser.parse_args(argv)
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server = FakeLLMServer(
-        latency_ms=args.latency_ms,
-        faults=args.fault,
-        seed=args.seed,
-        timeout_s=args.timeout_s,
-        host=args.host,
-        port=args.port,
-    )
-    with server.start():
-        print(f"fake-llm listening on {server.base_url}", flush=True)
-        stop.wait()
-    return 0
+    options = vars(parser.parse_args(argv))  # each dest names a FakeLLMServer parameter
+    return serve_until_signalled(lambda: FakeLLMServer(**options))
 
 
 if __name__ == "__main__":
