@@ -8,9 +8,9 @@ from datetime import date
 from pydantic import BaseModel, Field
 
 from tasks.llm import LLMClient, LLMRequest, Outcome
+from tasks.markdown_text import escape_markdown_inline
 from tasks.models import Paper
 from tasks.prompts import data_block_text, load_prompt
-from tasks.render import escape_markdown_inline
 
 
 class PaperNote(BaseModel):

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from tasks.llm import LLMClient, LLMRequest, Outcome
+from tasks.markdown_text import escape_markdown_block
 from tasks.models import Paper
 from tasks.prompts import data_block_text, load_prompt
-from tasks.render import escape_markdown_block
 
 TEMPLATE_FULLTEXT = "fulltext"
 TEMPLATE_ABSTRACT = "abstract"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tasks.digest_format import validate_digest
 from tasks.executive_summary import (
     ExecutiveSummary,
     PaperNote,
@@ -19,7 +20,7 @@ from tasks.executive_summary import (
     summarize_day,
 )
 from tasks.llm import LLMCache, LLMClient, Outcome, parse_answer
-from tasks.render import Digest, DigestPaper, render_digest, validate_digest
+from tasks.render import Digest, DigestPaper, render_digest
 from tasks.summarize import (
     AbstractAnalysis,
     FulltextAnalysis,
