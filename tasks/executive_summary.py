@@ -97,8 +97,9 @@ def fallback_summary(papers: Sequence[Paper], *, language: str) -> str:
     return "\n\n".join(lines)
 
 
-async def summarize_day(client: LLMClient, papers: Sequence[Paper], gists: dict[str, str], *,
-                        day: date, topic: str, language: str) -> tuple[str, Outcome]:
+async def write_executive_summary(client: LLMClient, papers: Sequence[Paper],
+                                  gists: dict[str, str], *, day: date, topic: str,
+                                  language: str) -> tuple[str, Outcome]:
     if not papers:
         return fallback_summary(papers, language=language), Outcome(None, "ok")
     outcome = await client.structured(

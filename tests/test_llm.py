@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 import tasks.llm as llm_module
 import tasks.prompts as prompts_module
 from arxiv_digest.errors import DayCancelledError, LLMUnavailableError
+from tasks.analysis import build_analysis_request
 from tasks.llm import (
     LLMCache,
     LLMClient,
@@ -32,7 +33,6 @@ from tasks.llm import (
     parse_answer,
 )
 from tasks.prompts import Prompt, load_prompt
-from tasks.summarize import build_analysis_request
 from tests.conftest import free_port, make_paper
 from tests.servers.fake_llm import FakeLLMServer, LLMFault
 

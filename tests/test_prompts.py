@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 import tasks.prompts as prompts_module
 from arxiv_digest.errors import ConfigError
+from tasks.analysis import build_analysis_request
 from tasks.executive_summary import build_summary_request
 from tasks.key_findings import build_key_findings_request, split_sentences
 from tasks.llm import LLMRequest
 from tasks.models import Paper
 from tasks.prompts import data_block_text, load_prompt
 from tasks.rank import build_rank_request
-from tasks.summarize import build_analysis_request
 from tests.conftest import make_paper
 
 STAGES = ("rank", "key_findings", "analysis_abstract", "analysis_fulltext", "summary")

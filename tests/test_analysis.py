@@ -10,18 +10,7 @@ from typing import Any
 
 import pytest
 
-from tasks.digest_format import validate_digest
-from tasks.executive_summary import (
-    ExecutiveSummary,
-    PaperNote,
-    build_summary_request,
-    fallback_summary,
-    render_summary,
-    summarize_day,
-)
-from tasks.llm import LLMCache, LLMClient, Outcome, parse_answer
-from tasks.render import Digest, DigestPaper, render_digest
-from tasks.summarize import (
+from tasks.analysis import (
     AbstractAnalysis,
     FulltextAnalysis,
     analyse_papers,
@@ -29,6 +18,17 @@ from tasks.summarize import (
     render_abstract_analysis,
     render_fulltext_analysis,
 )
+from tasks.digest_format import validate_digest
+from tasks.executive_summary import (
+    ExecutiveSummary,
+    PaperNote,
+    build_summary_request,
+    fallback_summary,
+    render_summary,
+    write_executive_summary,
+)
+from tasks.llm import LLMCache, LLMClient, Outcome, parse_answer
+from tasks.render import Digest, DigestPaper, render_digest
 from tests.conftest import Answers, make_paper
 from tests.servers.fake_llm import FakeLLMServer
 
@@ -235,7 +235,8 @@ def test_render_summary_names_papers_by_our_titles_when_model_cites_ids() -> Non
 def _summarize(completion: Answers, papers: list[Any]) -> tuple[str, Outcome]:
     client = LLMClient(model="openai/fake-model", api_base="http://127.0.0.1:9/v1",
                        api_key="sk-test", cache=LLMCache(), run_id="run", completion=completion)
-    return asyncio.run(summarize_day(client, papers, {}, day=DAY, topic=TOPIC, language="en"))
+    return asyncio.run(write_executive_summary(client, papers, {}, day=DAY, topic=TOPIC,
+                                               language="en"))
 
 
 def test_summarize_day_falls_back_when_model_keeps_inventing_ids() -> None:
