@@ -286,25 +286,16 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
 def _upsert_days(con: duckdb.DuckDBPyConnection, run_id: str | None, days: Sequence[str]) -> None:
     if not days:
         return
-    con.execute(
-        """
-        INSERT OR REPLACE INTO days
-        SELECT m.digest_date, s.status,
-               m.query, m.candidates, m.papers, m.dropped, m.config_hash, $run_id, now()
-        FROM day_manifests m JOIN day_states s USING (digest_date)
-        WHERE m.digest_date IN (SELECT unnest(CAST($days AS DATE[])))
-        """,
-        {"run_id": run_id, "days": list(days)},
-    )
+    con.execute(sql_sections("catalog.sql")["upsert_days"],
+                {"run_id": run_id, "days": list(days)})
 
 
 def _insert_run(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> None:
-    columns = list(RUNS_SCHEMA.names)
-    placeholders = ", ".join(f"${c}" for c in columns)
-    con.execute(
-        f"INSERT OR REPLACE INTO runs ({', '.join(columns)}) VALUES ({placeholders})",
-        {c: run[c] for c in columns},
-    )
+    con.register("run_rows", pa.Table.from_pylist([dict(run)], schema=RUNS_SCHEMA))
+    try:
+        con.execute(sql_sections("catalog.sql")["upsert_runs"])
+    finally:
+        con.unregister("run_rows")
 
 
 def register_run(
@@ -360,32 +351,16 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
     except CorruptCatalogError:
         _set_aside(Path(settings.duckdb_path))
 
+    sections = sql_sections("catalog.sql")
+
     def action(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("DROP TABLE IF EXISTS days")
         con.execute("DROP TABLE IF EXISTS runs")
         create_schema(con)
         refresh_views(con, lake)
         if lake.has_data("runs"):
-            con.execute(
-                f"INSERT INTO runs SELECT {', '.join(RUNS_SCHEMA.names)} FROM read_parquet("
-                f"{_sql_literal(lake.runs_glob())}, hive_partitioning = false, "
-                "union_by_name = true)"  # records written before a column existed: NULL
-            )
-        con.execute(
-            """
-            INSERT INTO days
-            SELECT m.digest_date, s.status,
-                   m.query, m.candidates, m.papers, m.dropped,
-                   m.config_hash, last.run_id, now()
-            FROM day_manifests m
-            LEFT JOIN (
-                SELECT d AS digest_date, arg_max(run_id, finished_at) AS run_id
-                FROM (SELECT unnest(days) AS d, run_id, finished_at FROM runs)
-                GROUP BY d
-            ) last ON CAST(last.digest_date AS DATE) = m.digest_date
-            JOIN day_states s ON s.digest_date = m.digest_date
-            """
-        )
+            con.execute(sections["rebuild_runs"], {"glob": lake.runs_glob()})
+        con.execute(sections["rebuild_days"])
 
     try:
         _with_retries(action, settings)
