@@ -24,16 +24,10 @@ from tasks.markdown_text import (
     normalize_names,
     normalize_title,
 )
+from tasks.prompts import output_languages, output_text
 
 # The brief's id grammar, ASCII only: a Unicode digit must never pass into an HTML attribute.
 ARXIV_ID_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$", re.ASCII)
-
-_FAILED_ANALYSIS = {
-    "zh": "（分析暂不可用：该论文的分析未能完成，将在下次运行时重试。）",
-    "en": "(Analysis unavailable: the analysis of this paper did not complete; "
-    "it will be retried on the next run.)",
-}
-
 
 class DigestFormatError(DigestError, ValueError):
     """Text is not a digest in our format, or a value cannot be rendered into one."""
@@ -81,14 +75,14 @@ def check_arxiv_id(arxiv_id: str) -> str:
 
 
 def failed_analysis_placeholder(language: str) -> str:
-    """The analysis text for a paper whose analysis failed (it is retried on the next run)."""
-    try:
-        return _FAILED_ANALYSIS[language]
-    except KeyError:
+    """The analysis text for a paper whose analysis failed (it is retried on the next run), from
+    prompts/output_text.toml."""
+    if language not in output_languages():
         raise DigestFormatError(
             f"no failed-analysis placeholder for language {language!r}; "
-            f"use one of {', '.join(sorted(_FAILED_ANALYSIS))}"
-        ) from None
+            f"use one of {', '.join(output_languages())}"
+        )
+    return str(output_text("digest", language)["failed_analysis"])
 
 
 

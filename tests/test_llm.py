@@ -516,6 +516,16 @@ def test_structured_sends_one_repair_when_answer_invalid() -> None:
     assert "not valid" in repair[-1]["content"]
 
 
+def test_structured_sends_repair_in_request_language_when_language_zh() -> None:
+    completion = Scripted('{"label": "ok"', VALID)
+    outcome = asyncio.run(make_client(completion).structured(make_request(language="zh")))
+    assert outcome.status == "repaired"
+    repair = completion.calls[1]["messages"][-1]
+    assert repair["role"] == "user"
+    assert "无效" in repair["content"]
+    assert "not valid" not in repair["content"]
+
+
 def test_structured_returns_invalid_when_repair_also_invalid() -> None:
     completion = Scripted('{"label": "ok", "n": 99}')
     client = make_client(completion)
