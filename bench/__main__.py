@@ -129,11 +129,11 @@ def client_floor(lake_dir: Path, llm: Any, latency_ms: int, concurrency: int) ->
     import pyarrow.fs as pafs
 
     from arxiv_digest.settings import Settings
+    from tasks.analysis import build_analysis_request
     from tasks.digest_stages import load_day_papers
     from tasks.key_findings import build_key_findings_request, split_sentences
     from tasks.lake import Lake
     from tasks.llm import run_on_llm_loop
-    from tasks.summarize import build_analysis_request
 
     topic = Settings.model_fields["topic"].default
     root = str(lake_dir)

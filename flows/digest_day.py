@@ -9,6 +9,7 @@ from prefect.futures import PrefectFuture
 from prefect.utilities.annotations import quote
 
 from arxiv_digest.settings import Settings
+from tasks.analysis import Analysis
 from tasks.digest_stages import (
     StopSignal,
     analyse_day,
@@ -21,12 +22,11 @@ from tasks.digest_stages import (
     record_llm_calls,
     render_day,
     stop_day,
-    summarize_day_task,
+    summarize_day,
 )
 from tasks.lake import Lake
 from tasks.models import Paper
 from tasks.rank import Ranking
-from tasks.summarize import Analysis
 
 
 def produce_digest(settings: Settings, lake: Lake, day: date, run_id: str,
@@ -57,8 +57,8 @@ def produce_digest(settings: Settings, lake: Lake, day: date, run_id: str,
         analyses = analyse_day(settings, lake, llm, quote(chosen), quote(fulltexts))
         findings = findings_future.result()
         selected, analyses = in_rank_order(chosen, analyses, rankings.result())
-        summary_md, summary_status = summarize_day_task(settings, lake, llm, quote(selected),
-                                                         quote(analyses))
+        summary_md, summary_status = summarize_day(settings, lake, llm, quote(selected),
+                                                    quote(analyses))
     except BaseException as exc:
         # The day cannot be finished: its other stages stop spending now (stop_day).
         first = stop_day(llm, exc)

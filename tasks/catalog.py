@@ -20,10 +20,10 @@ import pyarrow as pa
 
 from arxiv_digest.errors import CatalogError, LakeError
 from arxiv_digest.paths import directory_problem
-from arxiv_digest.resources import read_sql, sql_sections
+from arxiv_digest.resources import sql_sections
 from arxiv_digest.settings import Settings
 from tasks.analyst import admit, lake_prefix
-from tasks.lake import SCHEMAS, Lake
+from tasks.lake import PARTITION, SCHEMAS, Lake
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ class RunRecord:
     papers_added: int = 0
     dropped: int = 0
     arxiv_requests: int = 0
-    llm_calls: int = 0
+    llm_calls: int = 0  # LLM requests actually sent (cache hits excluded)
     cost_usd: float = 0.0
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # stored as a JSON object
     error: str | None = None
     # Who runs it and when it last showed life: a later run tells a dead `running` run by them.
     host: str | None = None
@@ -261,8 +261,50 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[str]:
+    """`table` readable as `name` on this connection only, while the block runs."""
+    con.register(name, table)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
+def _column_definitions(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
+    """`name TYPE` of each column by name, the type being DuckDB's reading of the Arrow type
+    (so what DuckDB reads from Parquet written with `schema` fits the table)."""
+    with _registered(con, "arrow_schema", schema.empty_table()) as source:
+        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    return {row[0]: f"{_quote(row[0])} {row[1]}" for row in described}
+
+
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(read_sql("schema.sql"))
+    """The catalog tables (runs, days) and the typed empty stand-ins of every lake dataset,
+    their columns from the Arrow schemas. Only what is missing is made (one query when the
+    catalog is complete: registration holds DuckDB's single write lock)."""
+    sections = sql_sections("schema.sql")
+    existing = dict(con.execute(sections["existing_columns"]).fetchall())
+    runs = existing.get("main.runs")
+    if runs is None:
+        definitions = _column_definitions(con, RUNS_SCHEMA).values()
+        con.execute(Template(sections["runs"]).substitute(columns=",\n    ".join(definitions)))
+    elif missing := [name for name in RUNS_SCHEMA.names if name not in runs]:
+        by_name = _column_definitions(con, RUNS_SCHEMA)  # a catalog older than these columns
+        for name in missing:
+            con.execute(Template(sections["runs_column"]).substitute(column=by_name[name]))
+    con.execute(sections["days"])
+    con.execute(sections["empty_schema"])
+    for table in LAKE_TABLES:
+        if f"empty.{table}" not in existing:
+            empty = SCHEMAS[table].append(pa.field(PARTITION, pa.date32())).empty_table()
+            with _registered(con, f"empty_{table}", empty) as source:
+                con.execute(Template(sections["empty_table"]).substitute(table=table,
+                                                                         source=source))
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
@@ -286,25 +328,13 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
 def _upsert_days(con: duckdb.DuckDBPyConnection, run_id: str | None, days: Sequence[str]) -> None:
     if not days:
         return
-    con.execute(
-        """
-        INSERT OR REPLACE INTO days
-        SELECT m.digest_date, s.status,
-               m.query, m.candidates, m.papers, m.dropped, m.config_hash, $run_id, now()
-        FROM day_manifests m JOIN day_states s USING (digest_date)
-        WHERE m.digest_date IN (SELECT unnest(CAST($days AS DATE[])))
-        """,
-        {"run_id": run_id, "days": list(days)},
-    )
+    con.execute(sql_sections("catalog.sql")["upsert_days"],
+                {"run_id": run_id, "days": list(days)})
 
 
 def _insert_run(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> None:
-    columns = list(RUNS_SCHEMA.names)
-    placeholders = ", ".join(f"${c}" for c in columns)
-    con.execute(
-        f"INSERT OR REPLACE INTO runs ({', '.join(columns)}) VALUES ({placeholders})",
-        {c: run[c] for c in columns},
-    )
+    with _registered(con, "run_rows", pa.Table.from_pylist([dict(run)], schema=RUNS_SCHEMA)):
+        con.execute(sql_sections("catalog.sql")["upsert_runs"])
 
 
 def register_run(
@@ -360,32 +390,16 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
     except CorruptCatalogError:
         _set_aside(Path(settings.duckdb_path))
 
+    sections = sql_sections("catalog.sql")
+
     def action(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("DROP TABLE IF EXISTS days")
         con.execute("DROP TABLE IF EXISTS runs")
         create_schema(con)
         refresh_views(con, lake)
         if lake.has_data("runs"):
-            con.execute(
-                f"INSERT INTO runs SELECT {', '.join(RUNS_SCHEMA.names)} FROM read_parquet("
-                f"{_sql_literal(lake.runs_glob())}, hive_partitioning = false, "
-                "union_by_name = true)"  # records written before a column existed: NULL
-            )
-        con.execute(
-            """
-            INSERT INTO days
-            SELECT m.digest_date, s.status,
-                   m.query, m.candidates, m.papers, m.dropped,
-                   m.config_hash, last.run_id, now()
-            FROM day_manifests m
-            LEFT JOIN (
-                SELECT d AS digest_date, arg_max(run_id, finished_at) AS run_id
-                FROM (SELECT unnest(days) AS d, run_id, finished_at FROM runs)
-                GROUP BY d
-            ) last ON CAST(last.digest_date AS DATE) = m.digest_date
-            JOIN day_states s ON s.digest_date = m.digest_date
-            """
-        )
+            con.execute(sections["rebuild_runs"], {"glob": lake.runs_glob()})
+        con.execute(sections["rebuild_days"])
 
     try:
         _with_retries(action, settings)

@@ -22,8 +22,9 @@ from prefect.exceptions import MissingContextError
 
 from arxiv_digest.errors import DayCancelledError, DigestError, LakeError
 from arxiv_digest.settings import Settings, digest_config_hash
+from tasks.analysis import Analysis, analyse_papers
 from tasks.call_recorder import CallRecorder, lake_batch_writer
-from tasks.executive_summary import summarize_day
+from tasks.executive_summary import write_executive_summary
 from tasks.fulltext import fetch_fulltexts
 from tasks.key_findings import Finding, extract_key_findings
 from tasks.lake import Lake, papers_from_table
@@ -37,7 +38,6 @@ from tasks.render import (
     failed_analysis_placeholder,
     render_digest,
 )
-from tasks.summarize import Analysis, analyse_papers
 
 R = TypeVar("R")
 
@@ -247,12 +247,12 @@ def extract_key_findings_day(settings: Settings, lake: Lake, llm: DayLLM,
 
 
 @task(name="summarize_day", cache_policy=NO_CACHE)
-def summarize_day_task(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper],
-                       analyses: list[Analysis]) -> tuple[str, str]:
+def summarize_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper],
+                  analyses: list[Analysis]) -> tuple[str, str]:
     gists = {a.arxiv_id: a.fields_json for a in analyses if a.fields_json}
-    summary, outcome = llm.run(summarize_day(llm.client, papers, gists,  # type: ignore[arg-type]
-                                             day=llm.day, topic=settings.topic,
-                                             language=settings.language))
+    summary, outcome = llm.run(write_executive_summary(
+        llm.client, papers, gists,  # type: ignore[arg-type]
+        day=llm.day, topic=settings.topic, language=settings.language))
     return summary, outcome.status
 
 

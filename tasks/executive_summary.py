@@ -8,9 +8,9 @@ from datetime import date
 from pydantic import BaseModel, Field
 
 from tasks.llm import LLMClient, LLMRequest, Outcome
+from tasks.markdown_text import escape_markdown_inline
 from tasks.models import Paper
-from tasks.prompts import data_block_text, load_prompt
-from tasks.render import escape_markdown_inline
+from tasks.prompts import data_block_text, load_prompt, output_text
 
 
 class PaperNote(BaseModel):
@@ -24,20 +24,6 @@ class ExecutiveSummary(BaseModel):
     highlights: list[PaperNote] = Field(min_length=1, max_length=6)
     emerging: list[str] = Field(min_length=1, max_length=6, description="emerging directions")
     recommended: list[PaperNote] = Field(min_length=1, max_length=5)
-
-
-_TEXT = {
-    "zh": {"title": "**执行摘要：{date} Arxiv {topic} 论文速览**", "themes": "**主要主题与趋势：**",
-           "highlights": "**亮点与创新：**", "emerging": "**新兴研究方向与技术：**",
-           "recommended": "**建议阅读全文的论文：**",
-           "fallback": "今天共选出 {n} 篇论文（执行摘要暂不可用，以下按相关性排序列出）。"},
-    "en": {"title": "**Executive summary: arXiv {topic} papers, {date}**",
-           "themes": "**Main themes and trends:**", "highlights": "**Highlights and innovations:**",
-           "emerging": "**Emerging directions and techniques:**",
-           "recommended": "**Recommended full reads:**",
-           "fallback": "{n} papers were selected today (the executive summary is unavailable; "
-                       "they are listed by relevance)."},
-}
 
 
 def _t(text: str) -> str:
@@ -71,13 +57,12 @@ def build_summary_request(papers: Sequence[Paper], gists: dict[str, str], *, day
 def render_summary(summary: ExecutiveSummary, papers: Sequence[Paper], *, day: date,
                    topic: str, language: str) -> str:
     """Markdown for the digest; papers are named by OUR titles, looked up by the cited id."""
-    text = _TEXT[language]
+    text = output_text("summary", language)
     titles = {p.versioned_id: p.title for p in papers}
 
     def cite(note: PaperNote) -> str:
-        return f"**{_t(titles[note.arxiv_id])}** ({note.arxiv_id})：{_t(note.note)}" if (
-            language == "zh") else f"**{_t(titles[note.arxiv_id])}** ({note.arxiv_id}): " \
-            f"{_t(note.note)}"
+        return text["cite"].format(title=_t(titles[note.arxiv_id]), arxiv_id=note.arxiv_id,
+                                   note=_t(note.note))
 
     published = day.fromordinal(day.toordinal() - 1).isoformat()
     parts = [text["title"].format(date=published, topic=_t(topic)), _t(summary.overview),
@@ -91,14 +76,15 @@ def render_summary(summary: ExecutiveSummary, papers: Sequence[Paper], *, day: d
 
 def fallback_summary(papers: Sequence[Paper], *, language: str) -> str:
     """No LLM: the day's selected papers in rank order (never a crash, never an invented paper)."""
-    lines = [_TEXT[language]["fallback"].format(n=len(papers))]
+    lines = [output_text("summary", language)["fallback"].format(n=len(papers))]
     lines.append("\n".join(f"{i}.  **{_t(p.title)}** ({p.versioned_id})"
                            for i, p in enumerate(papers, 1)))
     return "\n\n".join(lines)
 
 
-async def summarize_day(client: LLMClient, papers: Sequence[Paper], gists: dict[str, str], *,
-                        day: date, topic: str, language: str) -> tuple[str, Outcome]:
+async def write_executive_summary(client: LLMClient, papers: Sequence[Paper],
+                                  gists: dict[str, str], *, day: date, topic: str,
+                                  language: str) -> tuple[str, Outcome]:
     if not papers:
         return fallback_summary(papers, language=language), Outcome(None, "ok")
     outcome = await client.structured(

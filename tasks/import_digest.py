@@ -7,7 +7,7 @@ import re
 from datetime import date
 from typing import Any
 
-from tasks.render import parse_digest
+from tasks.digest_format import parse_digest
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 

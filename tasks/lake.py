@@ -32,7 +32,7 @@ SOURCE_TABLES = ("papers", "dedup_log", "day_manifests")
 RUNNING = "_running"
 _TS = pa.timestamp("us", tz="UTC")
 
-# Column order and types of each dataset; the DuckDB empty views in sql/schema.sql mirror them.
+# Column order and types of each dataset (the DuckDB catalog's empty views are made from them).
 SCHEMAS: dict[str, pa.Schema] = {
     "papers": pa.schema([
         ("arxiv_id", pa.string()),

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from arxiv_digest.backoff import backoff_seconds
 from arxiv_digest.errors import ConfigError, DayCancelledError, LLMUnavailableError
-from tasks.prompts import Prompt
+from tasks.prompts import Prompt, repair_message
 
 T = TypeVar("T", bound=BaseModel)
 R = TypeVar("R")
@@ -408,9 +408,7 @@ class LLMClient:
             return Outcome(value, "ok")
         repair = [*request.messages,
                   {"role": "assistant", "content": content[:4000]},
-                  {"role": "user", "content": (
-                      f"That answer is not valid: {problem}. Reply with only the corrected JSON "
-                      "matching the schema, nothing else.")}]
+                  repair_message(request.language, problem)]
         repair_key, repaired, error = await self._answer(request, repair)
         if repaired is None:
             return Outcome(None, "failed", error)

@@ -170,3 +170,45 @@ def test_catalog_and_run_records_from_before_liveness_columns_still_register_and
     with open_catalog(settings, read_only=True) as con:
         rows = con.execute("SELECT run_id, host, pid FROM runs ORDER BY run_id").fetchall()
     assert rows == [("new", "h", 7), ("old", None, None)]
+
+
+def test_empty_views_follow_arrow_schemas_when_a_column_is_added(settings, monkeypatch):
+    """The empty stand-ins are made from tasks/lake.py SCHEMAS: a new column needs no SQL."""
+    import pyarrow as pa
+
+    from tasks.catalog import create_schema, refresh_views
+    from tasks.lake import SCHEMAS
+
+    monkeypatch.setitem(SCHEMAS, "papers", SCHEMAS["papers"].append(pa.field("venue", pa.string())))
+    with open_catalog(settings) as con:
+        create_schema(con)
+        refresh_views(con, open_lake(settings))
+        columns = [(c[0], c[1]) for c in con.execute("DESCRIBE papers").fetchall()]
+    assert columns[-2:] == [("venue", "VARCHAR"), ("digest_date", "DATE")]
+    assert [name for name, _ in columns[:-1]] == SCHEMAS["papers"].names
+
+
+def test_runs_table_follows_runs_schema_and_keeps_its_key_when_a_column_is_added(
+        settings, monkeypatch):
+    """An existing catalog gains a new RUNS_SCHEMA column; run_id stays the primary key."""
+    import pyarrow as pa
+
+    import tasks.catalog as catalog_module
+    from tasks.catalog import RUNS_SCHEMA, create_schema
+
+    with open_catalog(settings) as con:
+        create_schema(con)  # a catalog made before the column existed
+    monkeypatch.setattr(catalog_module, "RUNS_SCHEMA",
+                        RUNS_SCHEMA.append(pa.field("profile", pa.string())))
+    with open_catalog(settings) as con:
+        create_schema(con)
+        columns = [c[0] for c in con.execute("DESCRIBE runs").fetchall()]
+        con.execute("INSERT INTO runs (run_id, flow, started_at, status) "
+                    "VALUES ('r', 'f', now(), 'running')")
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("INSERT INTO runs (run_id, flow, started_at, status) "
+                        "VALUES ('r', 'f', now(), 'running')")
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("INSERT INTO runs (run_id, started_at, status) "
+                        "VALUES ('s', now(), 'running')")  # no flow
+    assert columns == [*RUNS_SCHEMA.names, "profile"]

@@ -10,7 +10,7 @@ import pytest
 from arxiv_digest.settings import load_settings
 from flows.daily import daily_digest
 from tasks.catalog import open_catalog
-from tasks.render import validate_digest
+from tasks.digest_format import validate_digest
 
 DAY = date(2026, 6, 30)
 

@@ -16,7 +16,7 @@ from tasks.executive_summary import (
     build_summary_request,
     fallback_summary,
     render_summary,
-    summarize_day,
+    write_executive_summary,
 )
 from tasks.llm import LLMCache, LLMClient, Outcome, parse_answer
 from tests.conftest import Answers, make_paper
@@ -87,7 +87,8 @@ def test_render_summary_names_papers_by_our_titles_when_model_cites_ids() -> Non
 def _summarize(completion: Answers, papers: list[Any]) -> tuple[str, Outcome]:
     client = LLMClient(model="openai/fake-model", api_base="http://127.0.0.1:9/v1",
                        api_key="sk-test", cache=LLMCache(), run_id="run", completion=completion)
-    return asyncio.run(summarize_day(client, papers, {}, day=DAY, topic=TOPIC, language="en"))
+    return asyncio.run(write_executive_summary(client, papers, {}, day=DAY, topic=TOPIC,
+                                               language="en"))
 
 
 def test_summarize_day_falls_back_when_model_keeps_inventing_ids() -> None:
@@ -183,8 +184,8 @@ def test_summarize_day_lists_the_papers_when_the_model_fails(kind: str, status: 
         client = LLMClient(model="openai/fake-model", api_base=server.base_url,
                            api_key="sk-test", cache=LLMCache(), run_id="run", max_attempts=2,
                            sleep=_no_wait)
-        text, outcome = asyncio.run(summarize_day(client, papers, {}, day=DAY, topic=TOPIC,
-                                                  language="zh"))
+        text, outcome = asyncio.run(write_executive_summary(client, papers, {}, day=DAY,
+                                                            topic=TOPIC, language="zh"))
         assert len(server.calls) == 2
     assert outcome.status == status
     assert text == fallback_summary(papers, language="zh")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 import tasks.llm as llm_module
 import tasks.prompts as prompts_module
 from arxiv_digest.errors import DayCancelledError, LLMUnavailableError
+from tasks.analysis import build_analysis_request
 from tasks.llm import (
     LLMCache,
     LLMClient,
@@ -30,7 +31,6 @@ from tasks.llm import (
     parse_answer,
 )
 from tasks.prompts import Prompt, load_prompt
-from tasks.summarize import build_analysis_request
 from tests.conftest import free_port, make_paper
 from tests.servers.fake_llm import FakeLLMServer, LLMFault
 from tests.servers.loopback import LoopbackHandler, LoopbackServer
@@ -513,6 +513,16 @@ def test_structured_sends_one_repair_when_answer_invalid() -> None:
     assert repair[len(request.messages)] == {"role": "assistant", "content": '{"label": "ok"'}
     assert repair[-1]["role"] == "user"
     assert "not valid" in repair[-1]["content"]
+
+
+def test_structured_sends_repair_in_request_language_when_language_zh() -> None:
+    completion = Scripted('{"label": "ok"', VALID)
+    outcome = asyncio.run(make_client(completion).structured(make_request(language="zh")))
+    assert outcome.status == "repaired"
+    repair = completion.calls[1]["messages"][-1]
+    assert repair["role"] == "user"
+    assert "无效" in repair["content"]
+    assert "not valid" not in repair["content"]
 
 
 def test_structured_returns_invalid_when_repair_also_invalid() -> None:

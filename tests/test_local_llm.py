@@ -199,7 +199,7 @@ def test_demo_local_model_path_runs_a_day_end_to_end(run_env, monkeypatch) -> No
     from arxiv_digest.settings import load_settings
     from flows.daily import daily_digest
     from tasks.catalog import open_catalog
-    from tasks.render import validate_digest
+    from tasks.digest_format import validate_digest
 
     monkeypatch.setenv("DIGEST_TOP_N", "1")
     monkeypatch.setenv("DIGEST_LANGUAGE", "en")

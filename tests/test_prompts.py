@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -12,13 +14,20 @@ from hypothesis import strategies as st
 
 import tasks.prompts as prompts_module
 from arxiv_digest.errors import ConfigError
+from tasks.analysis import AbstractAnalysis, build_analysis_request, render_abstract_analysis
 from tasks.executive_summary import build_summary_request
 from tasks.key_findings import build_key_findings_request, split_sentences
 from tasks.llm import LLMRequest
 from tasks.models import Paper
-from tasks.prompts import data_block_text, load_prompt
+from tasks.prompts import (
+    data_block_text,
+    load_prompt,
+    output_languages,
+    output_text,
+    prompts_fingerprint,
+    repair_message,
+)
 from tasks.rank import build_rank_request
-from tasks.summarize import build_analysis_request
 from tests.conftest import make_paper
 
 STAGES = ("rank", "key_findings", "analysis_abstract", "analysis_fulltext", "summary")
@@ -148,3 +157,83 @@ def test_system_prompt_says_data_is_not_instructions_when_loaded(stage: str,
     assert user.count(OPEN) == 1
     assert user.count(CLOSE) == 1
     assert user.index(OPEN) < user.index(CLOSE)
+
+
+# -- the repair turn and the output text -----------------------------------------------------------
+
+
+@pytest.fixture
+def prompts_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private copy of prompts/ that tasks/prompts.py reads from (its memos cleared around)."""
+    copy = tmp_path / "prompts"
+    shutil.copytree(PROMPTS, copy)
+    monkeypatch.setattr(prompts_module, "PROMPTS_DIR", copy)
+    memos = (load_prompt, prompts_module._user_turn, prompts_module._output_texts)
+    for memo in memos:
+        memo.cache_clear()
+    yield copy
+    for memo in memos:
+        memo.cache_clear()
+
+
+def test_repair_message_keeps_the_english_text_when_language_en() -> None:
+    # Byte for byte the text sent before it moved to prompts/: cached repairs stay valid.
+    assert repair_message("en", "n: too big") == {
+        "role": "user",
+        "content": "That answer is not valid: n: too big. Reply with only the corrected JSON "
+                   "matching the schema, nothing else."}
+
+
+def test_repair_message_asks_in_chinese_when_language_zh() -> None:
+    message = repair_message("zh", "n: too big")
+    assert message["role"] == "user"
+    assert "n: too big" in message["content"]
+    assert "无效" in message["content"] and "JSON" in message["content"]
+
+
+def test_repair_message_keeps_dollar_text_literal_when_problem_has_placeholders() -> None:
+    assert "$problem and ${x}" in repair_message("en", "$problem and ${x}")["content"]
+
+
+@pytest.mark.parametrize("edit", ["repair.zh.md", "output_text.toml"])
+def test_prompts_fingerprint_changes_when_repair_or_output_text_changes(
+        prompts_copy: Path, edit: str) -> None:
+    before = prompts_fingerprint()
+    path = prompts_copy / edit
+    path.write_text(path.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert prompts_fingerprint() != before
+
+
+def test_output_text_has_the_same_fields_in_every_language() -> None:
+    assert output_languages() == sorted(LANGUAGES)
+    fields = re.compile(r"\{(\w+)\}")
+    for part in ("analysis", "summary", "digest"):
+        texts = {language: output_text(part, language) for language in LANGUAGES}
+        en = texts["en"]
+        for language, text in texts.items():
+            assert set(text) == set(en), (part, language)
+            for key, value in text.items():
+                assert type(value) is type(en[key]), (part, language, key)
+                values = value if isinstance(value, list) else [value]
+                en_values = en[key] if isinstance(en[key], list) else [en[key]]
+                assert len(values) == len(en_values), (part, language, key)
+                for mine, theirs in zip(values, en_values, strict=True):
+                    assert set(fields.findall(mine)) == set(fields.findall(theirs)), (
+                        part, language, key)
+
+
+def test_output_text_raises_config_error_when_language_missing() -> None:
+    with pytest.raises(ConfigError, match=r"'fr'.*en, zh"):
+        output_text("analysis", "fr")
+
+
+def test_analysis_headings_come_from_output_text_when_file_edited(prompts_copy: Path) -> None:
+    path = prompts_copy / "output_text.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("**Why it matters for {topic}:**",
+                                 "**Relevance to {topic}:**"), encoding="utf-8")
+    analysis = AbstractAnalysis(contribution="C.", innovations=["I."], impact=["P."],
+                                applications=["A."], limitations=["L."], relevance="R.")
+    markdown = render_abstract_analysis(make_paper(), analysis, "en", "vision")
+    assert "**Relevance to vision:**" in markdown
+    assert "Why it matters" not in markdown

@@ -10,20 +10,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.render import (
+from tasks.digest_format import parse_digest, validate_digest
+from tasks.markdown_text import (
     EMPTY,
+    escape_markdown_block,
+    escape_markdown_inline,
+    unescape_markdown_block,
+    unescape_markdown_inline,
+)
+from tasks.render import (
     Digest,
     DigestFormatError,
     DigestPaper,
-    escape_markdown_block,
-    escape_markdown_inline,
     failed_analysis_placeholder,
     normalize_digest,
-    parse_digest,
     render_digest,
-    unescape_markdown_block,
-    unescape_markdown_inline,
-    validate_digest,
 )
 from tests.conftest import REFERENCE_DIGEST as REFERENCE
 

@@ -9,10 +9,7 @@ from datetime import date
 
 import pytest
 
-from tasks.executive_summary import ExecutiveSummary, PaperNote, render_summary
-from tasks.llm import LLMCache, LLMClient, Outcome
-from tasks.render import Digest, DigestPaper, render_digest, validate_digest
-from tasks.summarize import (
+from tasks.analysis import (
     AbstractAnalysis,
     FulltextAnalysis,
     analyse_papers,
@@ -20,6 +17,10 @@ from tasks.summarize import (
     render_abstract_analysis,
     render_fulltext_analysis,
 )
+from tasks.digest_format import validate_digest
+from tasks.executive_summary import ExecutiveSummary, PaperNote, render_summary
+from tasks.llm import LLMCache, LLMClient, Outcome
+from tasks.render import Digest, DigestPaper, render_digest
 from tests.conftest import make_paper
 from tests.servers.fake_llm import FakeLLMServer
 

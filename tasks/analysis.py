@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from tasks.llm import LLMClient, LLMRequest, Outcome
+from tasks.markdown_text import escape_markdown_block
 from tasks.models import Paper
-from tasks.prompts import data_block_text, load_prompt
-from tasks.render import escape_markdown_block
+from tasks.prompts import data_block_text, load_prompt, output_text
 
 TEMPLATE_FULLTEXT = "fulltext"
 TEMPLATE_ABSTRACT = "abstract"
@@ -54,43 +54,6 @@ class Analysis:
     error: str | None
 
 
-_HEADINGS = {
-    "zh": {
-        "abstract_intro": ("好的，作为{topic}和机器学习领域的专家，"
-                           "我将根据您提供的论文摘要进行深入分析。"),
-        "abstract_title": "**论文摘要分析：{title}**",
-        "abstract_sections": ["**1. 论文的主要贡献（2-3句话）**", "**2. 关键创新或方法论**",
-                              "**3. 对该领域的潜在影响**",
-                              "**4. 可能受益于此研究的相关领域或应用**",
-                              "**5. 从摘要中可以推断出的局限性**"],
-        "relevance": "**对{topic}领域的趣味性或重要性：**",
-        "fulltext_intro": "好的，这是对论文“{title}”的全面中文摘要：",
-        "paper_title": "**论文题目：** {title}",
-        "authors": "**作者：** {authors}",
-        "fulltext_sections": ["**摘要：**", "**关键创新与方法论贡献：**", "**主要结果及其意义：**",
-                              "**论文中提到的局限性：**", "**潜在的未来研究方向：**", "**总结：**"],
-    },
-    "en": {
-        "abstract_intro": "As an expert in {topic} and machine learning, here is an analysis "
-                          "of the paper based on its abstract.",
-        "abstract_title": "**Abstract analysis: {title}**",
-        "abstract_sections": ["**1. Main contribution (2-3 sentences)**",
-                              "**2. Key innovations or methodology**",
-                              "**3. Potential impact on the field**",
-                              "**4. Related areas or applications that could benefit**",
-                              "**5. Limitations inferable from the abstract**"],
-        "relevance": "**Why it matters for {topic}:**",
-        "fulltext_intro": "Here is a comprehensive summary of the paper \u201c{title}\u201d:",
-        "paper_title": "**Title:** {title}",
-        "authors": "**Authors:** {authors}",
-        "fulltext_sections": ["**Summary:**", "**Key innovations and methodology:**",
-                              "**Main results and their significance:**",
-                              "**Limitations stated in the paper:**",
-                              "**Potential future directions:**", "**Conclusion:**"],
-    },
-}
-
-
 def _text(value: str) -> str:
     # Model output is data too: escaped like an abstract, so it cannot add headings or links.
     return escape_markdown_block(" ".join(value.split()))
@@ -106,7 +69,7 @@ def _numbered(items: Sequence[str]) -> str:
 
 def render_abstract_analysis(paper: Paper, a: AbstractAnalysis, language: str,
                              topic: str) -> str:
-    h = _HEADINGS[language]
+    h = output_text("analysis", language)
     s = h["abstract_sections"]
     blocks = [h["abstract_intro"].format(topic=_text(topic)),
               h["abstract_title"].format(title=_text(paper.title)),
@@ -117,7 +80,7 @@ def render_abstract_analysis(paper: Paper, a: AbstractAnalysis, language: str,
 
 
 def render_fulltext_analysis(paper: Paper, a: FulltextAnalysis, language: str) -> str:
-    h = _HEADINGS[language]
+    h = output_text("analysis", language)
     s = h["fulltext_sections"]
     title = _text(paper.title)
     blocks = [h["fulltext_intro"].format(title=title), h["paper_title"].format(title=title),
