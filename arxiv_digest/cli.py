@@ -201,28 +201,14 @@ def _cmd_import_digest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from arxiv_digest.settings import load_settings
-    from tasks.catalog import refresh_catalog
-    from tasks.import_digest import digest_row_from_markdown
-    from tasks.lake import open_lake
+    from tasks.import_digest import import_digests
 
-    settings = load_settings()
-    lake = open_lake(settings)
-    parsed = []
-    for name in args.paths:
-        path = Path(name)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from None
-        day, row = digest_row_from_markdown(text)
-        parsed.append((path, day, row))
-    for path, day, row in parsed:
-        if lake.read_day("digests", day) is not None and not args.force:
-            print(f"{path}: a digest for {day} is already in the lake (use --force to replace)")
-            continue
-        lake.write_day("digests", day, lake.rows("digests", [row]))
-        print(f"{path}: imported digest {day} ({row['paper_count']} papers)")
-    refresh_catalog(settings, lake)
+    for item in import_digests(load_settings(), [Path(p) for p in args.paths], force=args.force):
+        if item.imported:
+            print(f"{item.path}: imported digest {item.day} ({item.papers} papers)")
+        else:
+            print(f"{item.path}: a digest for {item.day} is already in the lake "
+                  "(use --force to replace)")
     return 0
 
 

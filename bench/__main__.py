@@ -129,9 +129,8 @@ def client_floor(lake_dir: Path, llm: Any, latency_ms: int, concurrency: int) ->
     import pyarrow.fs as pafs
 
     from arxiv_digest.settings import Settings
-    from tasks.digest_stages import load_day_papers
     from tasks.key_findings import build_key_findings_request, split_sentences
-    from tasks.lake import Lake
+    from tasks.lake import Lake, load_day_papers
     from tasks.llm import run_on_llm_loop
     from tasks.summarize import build_analysis_request
 

@@ -18,8 +18,9 @@ from arxiv_digest.progress import current_watcher
 from arxiv_digest.settings import load_settings
 from flows.pipeline import DayPlan, run_days
 from tasks.catalog import rebuild_catalog
-from tasks.digest_stages import day_complete, write_outputs_from_lake
+from tasks.outputs import write_outputs_from_lake
 from tasks.preflight import preflight
+from tasks.resume import day_complete
 
 
 @flow(name="backfill")

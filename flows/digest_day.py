@@ -9,21 +9,16 @@ from prefect.futures import PrefectFuture
 from prefect.utilities.annotations import quote
 
 from arxiv_digest.settings import Settings
+from tasks.day_llm import StopSignal, llm_outcomes, open_day_llm, record_llm_calls, stop_day
 from tasks.digest_stages import (
-    StopSignal,
     analyse_day,
     extract_key_findings_day,
     fetch_fulltext_day,
-    llm_outcomes,
-    load_day_papers,
-    open_day_llm,
     rank_day,
-    record_llm_calls,
     render_day,
-    stop_day,
     summarize_day_task,
 )
-from tasks.lake import Lake
+from tasks.lake import Lake, load_day_papers
 from tasks.models import Paper
 from tasks.rank import Ranking
 from tasks.summarize import Analysis

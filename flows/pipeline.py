@@ -21,21 +21,13 @@ from arxiv_digest.settings import Settings
 from flows.digest_day import produce_digest
 from tasks.catalog import RunRecord
 from tasks.coordination import day_lease
-from tasks.digest_stages import StopSignal, failed_on_error
+from tasks.day_llm import StopSignal
+from tasks.dedup import require_day_papers
+from tasks.ingest import require_papers
 from tasks.lake import Lake
+from tasks.resume import failed_on_error
 from tasks.run_records import open_run
-from tasks.stages import (
-    account_day,
-    dedupe_day,
-    fetch_day,
-    finish_run,
-    register_catalog,
-    require_day_papers,
-    require_papers,
-    start_run,
-    store_day,
-    timed,
-)
+from tasks.stages import dedupe_day, fetch_day, register_catalog, store_day
 
 
 @dataclass
@@ -65,33 +57,31 @@ def process_day(settings: Settings, lake: Lake, day: date, run: RunRecord,
     # Inside the lease the day is written through the lease's lake, which refuses writes
     # once the lease is lost (S3): another run has taken the day over.
     with day_lease(settings, lake, day) as lake:
-        with timed(run, "fetch"):
+        with run.timed("fetch"):
             window = fetch_day(settings, day)
         if primary:
             require_papers(window, allow_empty=plan.allow_empty)
         elif not window.candidates:
             return
-        with timed(run, "dedupe"):
+        with run.timed("dedupe"):
             # quote(): Prefect would otherwise walk every paper (and every id the lake knows)
             # looking for futures to resolve, a cost that grows with the lake (BENCHMARKS.md).
             day_papers = dedupe_day(lake, quote(window), quote(known))
         if primary:
             require_day_papers(window, day_papers, allow_empty=plan.allow_empty)
-        with timed(run, "store"):
+        with run.timed("store"):
             store_day(lake, quote(window), quote(day_papers), settings.ingest_config_hash())
         counts: dict[str, Any] = {"fetched": len(window.candidates),
                                   "deduplicated": len(day_papers.papers),
                                   "dropped": len(day_papers.drops)}
         with lock:
             known.update({p.arxiv_id: day for p in day_papers.papers})
-            account_day(run, window, day_papers)
+        run.account_day(window, day_papers)
         if plan.digest and (primary or day_papers.added):
-            with timed(run, "digest"), failed_on_error(lake, day):
+            with run.timed("digest"), failed_on_error(lake, day):
                 counts = produce_digest(settings, lake, day, run.run_id, counts, stop=plan.stop,
                                         retry_invalid=plan.retry_failed)
-            with lock:
-                run.llm_calls += counts["llm_calls"]
-                run.cost_usd += counts["cost_usd"]
+            run.account_llm(counts["llm_calls"], counts["cost_usd"])
     plan.done[day.isoformat()] = counts
 
 
@@ -100,7 +90,7 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
     """Every day of the run (in parallel up to `plan.parallel`), then one catalog registration."""
     days = list(days)
     logger = get_run_logger()
-    run = start_run(flow_name, target, days, run_id=str(flow_run.id or "local"))
+    run = RunRecord.start(flow_name, target, days, run_id=str(flow_run.id or "local"))
     known = lake.paper_days()
     lock = threading.Lock()
     watcher = current_watcher()
@@ -162,13 +152,13 @@ def run_days(settings: Settings, lake: Lake, flow_name: str, target: date | None
                     raise
     except DigestError as exc:
         live.stop()
-        register_catalog(settings, lake, finish_run(run, exc))
+        register_catalog(settings, lake, run.finish(exc))
         live.release()
         raise
     finally:
         live.stop()  # before the final record: a late heartbeat must not overwrite it
-    with timed(run, "register"):
-        register_catalog(settings, lake, finish_run(run, first_error))
+    with run.timed("register"):
+        register_catalog(settings, lake, run.finish(first_error))
     live.release()
     return {"run_id": run.run_id, "days": run.days, "candidates": run.candidates,
             "papers_added": run.papers_added, "dropped": run.dropped,

@@ -506,6 +506,12 @@ def _short(exc: BaseException) -> str:
     return text[:300]
 
 
+def load_day_papers(lake: Lake, day: date) -> list[Paper]:
+    """The papers the lake holds for one digest day (none when it holds no such day)."""
+    table = lake.read_day("papers", day)
+    return [] if table is None else papers_from_table(table)
+
+
 def open_lake(settings: Settings) -> Lake:
     """The configured lake, checked writable before any work starts."""
     lake = Lake.from_settings(settings)

@@ -146,8 +146,8 @@ def index_from_lake(lake_dir: Path) -> str:
     """output/README.md as the lake implies it (what render_day writes after a day's digest)."""
     import pyarrow.fs as pafs
 
-    from tasks.digest_stages import render_index
     from tasks.lake import Lake
+    from tasks.outputs import render_index
 
     root = str(lake_dir.resolve())
     return render_index(Lake(url=root, fs=pafs.LocalFileSystem(), root=root))

@@ -29,8 +29,8 @@ from arxiv_digest.settings import load_settings
 from flows.backfill import backfill
 from flows.daily import daily_digest
 from tasks.catalog import open_catalog, rebuild_catalog
-from tasks.digest_stages import day_complete
 from tasks.lake import Lake
+from tasks.resume import day_complete
 from tests.conftest import free_port
 from tests.servers.arxiv_replay import ReplayServer
 from tests.servers.fake_llm import LLMFault
