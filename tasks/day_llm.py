@@ -5,20 +5,43 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
+from prefect.futures import PrefectFuture
 
 from arxiv_digest.errors import DayCancelledError
 from arxiv_digest.settings import Settings
 from tasks.call_recorder import CallRecorder, lake_batch_writer
 from tasks.lake import Lake
 from tasks.llm import LLMCache, LLMClient, submit_on_llm_loop
+from tasks.stage_task import StageTask
 
+P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    """A day's LLM requests made (cache hits excluded), their cost and tokens, and how many
+    ended `failed` (transient: the day is not finished, the next run asks them again) or
+    `invalid` (remembered; asked again only with --retry-failed)."""
+
+    llm_calls: int
+    cache_hits: int
+    cost_usd: float
+    tokens_in: int
+    tokens_out: int
+    llm_failed: int
+    llm_invalid: int
+
+    def as_counts(self) -> dict[str, int | float]:
+        return asdict(self)
 
 
 class DayLLM:
@@ -27,8 +50,10 @@ class DayLLM:
     Every stage's LLM work runs through `run`. When one stage fails (the LLM unavailable, the
     lake unwritable, Ctrl-C) or `cancel` is called, the day cannot be finished: the other
     stages' coroutines are cancelled at once and later ones refused, so nothing keeps spending.
-    (A plain class: Prefect walks a dataclass parameter's fields, and would iterate the set of
-    running stages while other threads change it.)
+    Stages started with `submit` run beside the others; `finish` waits for them, then writes
+    the day's call records not written yet. (A plain class: Prefect walks a dataclass
+    parameter's fields, and would iterate the set of running stages while other threads
+    change it.)
     """
 
     def __init__(self, day: date, client: LLMClient, recorder: CallRecorder) -> None:
@@ -36,9 +61,37 @@ class DayLLM:
         self.client = client
         self.recorder = recorder
         self.failure: BaseException | None = None  # the first stage error, which stopped the day
+        self.usage: DayUsage | None = None  # once finished
         self._stopped: str | None = None
         self._running: set[concurrent.futures.Future[Any]] = set()
+        self._beside: list[PrefectFuture[Any]] = []
         self._lock = threading.Lock()
+
+    def submit(self, stage: StageTask[P, R], *args: P.args,
+               **kwargs: P.kwargs) -> PrefectFuture[R]:
+        """Start a stage beside the caller's (its calls share the LLM's concurrency)."""
+        future = stage.submit(*args, **kwargs)
+        self._beside.append(future)
+        return future
+
+    def finish(self) -> DayUsage:
+        """Wait for the stages started beside the others (a stage that failed must not leave
+        calls unrecorded in flight), write the call records not written yet, and return the
+        day's usage. Once: later calls return the same usage."""
+        if self.usage is None:
+            for future in self._beside:
+                future.wait()
+            calls = self.client.calls
+            self.recorder.close(calls)
+            made = [c for c in calls if not c.cache_hit]
+            self.usage = DayUsage(
+                llm_calls=len(made), cache_hits=len(calls) - len(made),
+                cost_usd=round(sum(c.cost_usd for c in made), 6),
+                tokens_in=sum(c.tokens_in for c in made),
+                tokens_out=sum(c.tokens_out for c in made),
+                llm_failed=self.client.outcomes["failed"],
+                llm_invalid=self.client.outcomes["invalid"])
+        return self.usage
 
     def run(self, coro: Coroutine[Any, Any, R]) -> R:
         with self._lock:
@@ -152,19 +205,23 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return logging.getLogger(__name__)
 
 
-def record_llm_calls(lake: Lake, llm: DayLLM, run_id: str) -> dict[str, float]:
-    """Write the day's call records not written yet; the day's usage from all of them."""
-    calls = llm.client.calls
-    llm.recorder.close(calls)
-    made = [c for c in calls if not c.cache_hit]
-    return {"llm_calls": len(made), "cache_hits": len(calls) - len(made),
-            "cost_usd": round(sum(c.cost_usd for c in made), 6),
-            "tokens_in": sum(c.tokens_in for c in made),
-            "tokens_out": sum(c.tokens_out for c in made)}
+@contextmanager
+def day_llm(settings: Settings, lake: Lake, day: date, run_id: str, *, stop: StopSignal,
+            retry_invalid: bool = False) -> Iterator[DayLLM]:
+    """The day's LLM for its digest stages, finished (its calls recorded) on the way out.
 
-
-def llm_outcomes(llm: DayLLM) -> dict[str, int]:
-    """The day's requests that ended `failed` (transient: the day is not finished, the next
-    run asks them again) and `invalid` (remembered; asked again only with --retry-failed)."""
-    return {"llm_failed": llm.client.outcomes["failed"],
-            "llm_invalid": llm.client.outcomes["invalid"]}
+    When a stage fails (or `stop` is set: Ctrl-C, an error that ends the run), the day's other
+    LLM work is cancelled and the first stage error is raised, not the cancellations it caused.
+    """
+    llm = open_day_llm(settings, lake, day, run_id, retry_invalid)
+    stop.watch(llm)
+    try:
+        yield llm
+    except BaseException as exc:
+        first = stop_day(llm, exc)
+        if first is exc:
+            raise
+        raise first from None
+    finally:
+        stop.unwatch(llm)
+        llm.finish()

@@ -6,27 +6,25 @@ import hashlib
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import Any
 
-from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
+from prefect.artifacts import create_markdown_artifact
 
 from arxiv_digest.settings import Settings, digest_config_hash
-from tasks.day_llm import DayLLM
-from tasks.executive_summary import summarize_day
+from tasks import executive_summary
+from tasks.day_llm import DayLLM, DayUsage
 from tasks.fulltext import fetch_fulltexts
 from tasks.key_findings import Finding, extract_key_findings
 from tasks.lake import Lake
 from tasks.models import Paper
-from tasks.outputs import build_digest, render_index, write_if_changed
+from tasks.outputs import RenderedDigest, build_digest, write_if_changed
 from tasks.prompts import prompts_fingerprint
 from tasks.rank import Ranking, rank_papers
 from tasks.render import render_digest
+from tasks.stage_task import stage_task
 from tasks.summarize import Analysis, analyse_papers
 
 
-@task(name="rank_day", cache_policy=NO_CACHE)
+@stage_task(name="rank_day")
 def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -> list[Ranking]:
     rankings = llm.run(rank_papers(
         llm.client, papers, topic=settings.topic, interest=settings.interest,
@@ -36,14 +34,14 @@ def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -
     return rankings
 
 
-@task(name="fetch_fulltext_day", cache_policy=NO_CACHE)
+@stage_task(name="fetch_fulltext_day")
 def fetch_fulltext_day(settings: Settings, papers: list[Paper]) -> dict[str, str | None]:
     if not settings.fulltext:
         return {p.arxiv_id: None for p in papers}
     return fetch_fulltexts(papers, delay_s=settings.arxiv_delay_s)
 
 
-@task(name="analyse_day", cache_policy=NO_CACHE)
+@stage_task(name="analyse_day")
 def analyse_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper],
                 fulltexts: dict[str, str | None]) -> list[Analysis]:
     analyses = llm.run(analyse_papers(llm.client, papers, fulltexts, topic=settings.topic,
@@ -52,7 +50,7 @@ def analyse_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]
     return analyses
 
 
-@task(name="extract_key_findings_day", cache_policy=NO_CACHE)
+@stage_task(name="extract_key_findings_day")
 def extract_key_findings_day(settings: Settings, lake: Lake, llm: DayLLM,
                              papers: list[Paper]) -> dict[str, list[Finding]]:
     findings = llm.run(extract_key_findings(llm.client, papers, settings.language))
@@ -63,21 +61,22 @@ def extract_key_findings_day(settings: Settings, lake: Lake, llm: DayLLM,
     return findings
 
 
-@task(name="summarize_day", cache_policy=NO_CACHE)
-def summarize_day_task(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper],
-                       analyses: list[Analysis]) -> tuple[str, str]:
+@stage_task(name="summarize_day")
+def summarize_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper],
+                  analyses: list[Analysis]) -> tuple[str, str]:
+    """The executive summary (Markdown) and how it came about (its status)."""
     gists = {a.arxiv_id: a.fields_json for a in analyses if a.fields_json}
-    summary, outcome = llm.run(summarize_day(llm.client, papers, gists,  # type: ignore[arg-type]
-                                             day=llm.day, topic=settings.topic,
-                                             language=settings.language))
+    summary, outcome = llm.run(executive_summary.summarize_day(
+        llm.client, papers, gists, day=llm.day, topic=settings.topic,  # type: ignore[arg-type]
+        language=settings.language))
     return summary, outcome.status
 
 
-@task(name="render_day", cache_policy=NO_CACHE)
+@stage_task(name="render_day")
 def render_day(settings: Settings, lake: Lake, day: date, summary_md: str, summary_status: str,
                papers: list[Paper], analyses: list[Analysis],
-               findings: dict[str, list[Finding]], counts: dict[str, Any]) -> str:
-    """Render the digest; store it in the lake and DIGEST_OUTPUT_DIR; attach Prefect artifacts."""
+               findings: dict[str, list[Finding]], usage: DayUsage) -> RenderedDigest:
+    """Render the digest; store it in the lake and DIGEST_OUTPUT_DIR; attach it as an artifact."""
     digest = build_digest(day, settings.topic, settings.language, summary_md, papers, analyses,
                           findings)
     markdown = render_digest(digest)
@@ -87,13 +86,8 @@ def render_day(settings: Settings, lake: Lake, day: date, summary_md: str, summa
         "executive_summary": summary_md, "summary_status": summary_status,
         "paper_count": len(papers), "content_hash": content_hash,
         "config_hash": digest_config_hash(settings, prompts_fingerprint()),
-        "llm_failed": counts.get("llm_failed", 0), "llm_invalid": counts.get("llm_invalid", 0)}]))
-    output = Path(settings.output_dir)
-    write_if_changed(output / f"{day.isoformat()}.md", markdown)
-    write_if_changed(output / "README.md", render_index(lake))
+        "llm_failed": usage.llm_failed, "llm_invalid": usage.llm_invalid}]))
+    write_if_changed(Path(settings.output_dir) / f"{day.isoformat()}.md", markdown)
     create_markdown_artifact(markdown=markdown, key=f"digest-{day.isoformat()}",
                              description=f"arXiv {settings.topic} digest {day.isoformat()}")
-    create_table_artifact(table=[{"metric": k, "value": v} for k, v in counts.items()],
-                          key=f"digest-counts-{day.isoformat()}",
-                          description=f"counts for digest {day.isoformat()}")
-    return content_hash
+    return RenderedDigest.of(papers, analyses, content_hash)

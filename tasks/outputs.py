@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 from arxiv_digest.settings import Settings
 from tasks.key_findings import Finding
@@ -12,6 +14,21 @@ from tasks.lake import Lake
 from tasks.models import Paper
 from tasks.render import Digest, DigestPaper, failed_analysis_placeholder
 from tasks.summarize import Analysis
+
+
+class RenderedDigest(NamedTuple):
+    """What a rendered digest holds: its papers, their analyses that succeeded and failed."""
+
+    selected: int
+    analysed: int
+    failed: int
+    content_hash: str
+
+    @classmethod
+    def of(cls, papers: Sequence[Paper], analyses: Sequence[Analysis],
+           content_hash: str) -> RenderedDigest:
+        return cls(selected=len(papers), analysed=sum(a.markdown is not None for a in analyses),
+                   failed=sum(a.markdown is None for a in analyses), content_hash=content_hash)
 
 
 def build_digest(day: date, topic: str, language: str, summary_md: str, papers: list[Paper],
@@ -57,6 +74,11 @@ def render_index(lake: Lake) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_index(settings: Settings, lake: Lake) -> bool:
+    """Write output/README.md (once a run has registered its days); False if it was so."""
+    return write_if_changed(Path(settings.output_dir) / "README.md", render_index(lake))
+
+
 def write_outputs_from_lake(settings: Settings, lake: Lake, days: list[date]) -> None:
     """DIGEST_OUTPUT_DIR made from the lake: the digests other machines rendered, and the index."""
     output = Path(settings.output_dir)
@@ -64,4 +86,4 @@ def write_outputs_from_lake(settings: Settings, lake: Lake, days: list[date]) ->
         table = lake.read_day("digests", day)
         if table is not None and table.num_rows:
             write_if_changed(output / f"{day.isoformat()}.md", table.column("markdown")[0].as_py())
-    write_if_changed(output / "README.md", render_index(lake))
+    write_index(settings, lake)

@@ -6,9 +6,6 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from arxiv_digest.errors import IncompleteFeedError
 from arxiv_digest.settings import Settings
 from tasks.catalog import RunRecord, register_run
@@ -24,6 +21,7 @@ from tasks.lake import (
     papers_table,
 )
 from tasks.models import DayPapers
+from tasks.stage_task import stage_task
 
 
 def _retry_incomplete_feed(task: Any, task_run: Any, state: Any) -> bool:
@@ -32,14 +30,14 @@ def _retry_incomplete_feed(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(state.result(raise_on_failure=False), IncompleteFeedError)
 
 
-@task(name="fetch_day", retries=1, retry_delay_seconds=5,
-      retry_condition_fn=_retry_incomplete_feed, cache_policy=NO_CACHE)
+@stage_task("fetch", name="fetch_day", retries=1, retry_delay_seconds=5,
+            retry_condition_fn=_retry_incomplete_feed)
 def fetch_day(settings: Settings, digest_day: date) -> FetchedWindow:
     """Every candidate arXiv serves for one digest day."""
     return fetch_window(throttled_arxiv_client(settings), settings.categories, digest_day)
 
 
-@task(name="dedupe_day", cache_policy=NO_CACHE)
+@stage_task("dedupe", name="dedupe_day")
 def dedupe_day(lake: Lake, window: FetchedWindow, known: Mapping[str, date]) -> DayPapers:
     """The day's papers: this fetch deduplicated and merged with what the lake already holds."""
     papers = lake.read_day("papers", window.digest_date)
@@ -53,7 +51,7 @@ def dedupe_day(lake: Lake, window: FetchedWindow, known: Mapping[str, date]) -> 
     )
 
 
-@task(name="store_day", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@stage_task("store", name="store_day", retries=2, retry_delay_seconds=2)
 def store_day(lake: Lake, window: FetchedWindow, day: DayPapers, config_hash: str) -> bool:
     """Write the day's datasets; the manifest goes last, marking the day complete."""
     changed = lake.write_day("papers", day.digest_date, papers_table(day.papers))
@@ -63,7 +61,7 @@ def store_day(lake: Lake, window: FetchedWindow, day: DayPapers, config_hash: st
     return changed
 
 
-@task(name="register_catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@stage_task(name="register_catalog", retries=2, retry_delay_seconds=2)
 def register_catalog(settings: Settings, lake: Lake, run: RunRecord) -> None:
     """Refresh the DuckDB views and record the run and its days."""
     register_run(settings, lake, run, run.days)
