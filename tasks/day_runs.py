@@ -239,12 +239,12 @@ class DayRun:
 
     def end(self, stopped_by: DigestError | None) -> None:
         """Record the run (completed, or failed with its first error) and its days in the
-        catalog; then, if a digest was rendered, the output index from the lake, once."""
+        catalog; then, if a digest was rendered, the output index from the catalog, once."""
         with self.record.timed("register"):
             register_catalog(self.settings, self.lake,
                              self.record.finish(stopped_by or self.first_error))
         if self.rendered:
-            write_index(self.settings, self.lake)
+            write_index(self.settings)
 
     def summary(self) -> RunSummary:
         record = self.record

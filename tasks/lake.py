@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -14,6 +15,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from arxiv_digest.errors import ConfigError, LakeError
+from arxiv_digest.paths import replace_file
 from arxiv_digest.settings import Settings
 from tasks.models import DayPapers, Drop, Paper
 
@@ -380,12 +382,7 @@ class Lake:
                 with self.fs.open_output_stream(path) as out:
                     out.write(data)
                 return
-            directory, name = path.rsplit("/", 1)
-            self.fs.create_dir(directory, recursive=True)
-            tmp = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
-            with self.fs.open_output_stream(tmp) as out:
-                out.write(data)
-            self.fs.move(tmp, path)
+            replace_file(Path(path), data)
         except OSError as exc:
             raise LakeError(f"cannot write {path}: {_short(exc)}") from None
 

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
+from arxiv_digest.paths import replace_file
 from arxiv_digest.settings import Settings
+from tasks.catalog import open_catalog
 from tasks.key_findings import Finding
 from tasks.lake import Lake
 from tasks.models import Paper
-from tasks.render import Digest, DigestPaper, failed_analysis_placeholder
+from tasks.render import (
+    EMPTY,
+    Digest,
+    DigestPaper,
+    escape_markdown_inline,
+    failed_analysis_placeholder,
+    unescape_markdown_inline,
+)
 from tasks.summarize import Analysis
 
 
@@ -49,41 +57,64 @@ def build_digest(day: date, topic: str, language: str, summary_md: str, papers: 
 
 
 def write_if_changed(path: Path, text: str) -> bool:
+    """Replace the file whole unless it already holds `text`; whether it was written."""
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temporary name: parallel days render the shared index at the same time.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    replace_file(path, text.encode("utf-8"))
     return True
 
 
-def render_index(lake: Lake) -> str:
-    """output/README.md: every digest with its date, paper count and top titles, newest first."""
-    table = lake.read_table("digests", columns=["digest_date", "paper_count", "markdown"])
-    rows = sorted(table.to_pylist(), key=lambda r: r["digest_date"], reverse=True)
+class IndexRow(NamedTuple):
+    """One digest in the index: its day, its paper count, its first titles in rank order."""
+
+    digest_date: date
+    paper_count: int
+    top_titles: list[str]
+
+
+def index_rows(settings: Settings) -> list[IndexRow]:
+    """Every digest the catalog's `digest_index` view lists (sql/views.sql), newest first."""
+    # Opened for writing like registration (not read-only): a flow running in this process
+    # may hold the catalog open that way, and DuckDB refuses a second configuration of a file.
+    with open_catalog(settings) as con:
+        rows = con.execute("SELECT digest_date, paper_count, top_titles FROM digest_index "
+                           "ORDER BY digest_date DESC").fetchall()
+    return [IndexRow(*row) for row in rows]
+
+
+def toc_title(title: str) -> str:
+    """A title as a digest's table of contents prints it: normalised (escaping, then
+    unescaping, normalises losslessly), stripped, escaped; an empty title as EMPTY."""
+    plain = unescape_markdown_inline(escape_markdown_inline(title)).strip()
+    return escape_markdown_inline(plain or EMPTY)
+
+
+def render_index(rows: Iterable[IndexRow]) -> str:
+    """output/README.md: every digest with its date, paper count and top titles, newest first.
+
+    A digest with no rankings (imported with `import-digest`) shows its count and EMPTY.
+    """
     lines = ["# arXiv digests", "", "| date | papers | top titles |", "|---|---|---|"]
     for row in rows:
-        titles = [line.split("](#", 1)[0].split(". [", 1)[-1]
-                  for line in row["markdown"].splitlines()
-                  if line[:1].isdigit() and "](#" in line][:3]
-        cell = "<br>".join(titles) if titles else "—"
-        lines.append(f"| [{row['digest_date']}]({row['digest_date']}.md) | "
-                     f"{row['paper_count']} | {cell.replace('|', '&#124;')} |")
+        day = row.digest_date.isoformat()
+        cell = "<br>".join(toc_title(t) for t in row.top_titles) or EMPTY
+        lines.append(f"| [{day}]({day}.md) | {row.paper_count} | {cell.replace('|', '&#124;')} |")
     return "\n".join(lines) + "\n"
 
 
-def write_index(settings: Settings, lake: Lake) -> bool:
-    """Write output/README.md (once a run has registered its days); False if it was so."""
-    return write_if_changed(Path(settings.output_dir) / "README.md", render_index(lake))
+def write_index(settings: Settings) -> bool:
+    """Write output/README.md from the catalog (once a run has registered its days); False
+    if it already said the same."""
+    return write_if_changed(Path(settings.output_dir) / "README.md",
+                            render_index(index_rows(settings)))
 
 
 def write_outputs_from_lake(settings: Settings, lake: Lake, days: list[date]) -> None:
-    """DIGEST_OUTPUT_DIR made from the lake: the digests other machines rendered, and the index."""
+    """DIGEST_OUTPUT_DIR made from the lake (after the catalog was rebuilt from it): the digests
+    other machines rendered, and the index."""
     output = Path(settings.output_dir)
     for day in days:
         table = lake.read_day("digests", day)
         if table is not None and table.num_rows:
             write_if_changed(output / f"{day.isoformat()}.md", table.column("markdown")[0].as_py())
-    write_index(settings, lake)
+    write_index(settings)
