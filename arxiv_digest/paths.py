@@ -1,5 +1,4 @@
-"""Local paths: checked without creating anything (a refused run writes nothing), and files
-replaced whole (a reader sees the old file or the new one, never a part)."""
+"""Local paths: checked without creating anything, and files replaced whole, never half-written."""
 
 from __future__ import annotations
 

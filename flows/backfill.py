@@ -1,5 +1,4 @@
-"""The backfill flows: every digest day of an inclusive range, resumable, in parallel here or
-fanned out to a work pool."""
+"""The backfill flows: every digest day of a range, resumable, here in parallel or fanned out."""
 
 from __future__ import annotations
 

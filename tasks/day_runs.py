@@ -201,6 +201,8 @@ class DayRun:
         with self._lock:
             self.failed[day.isoformat()] = str(exc)
             self.first_error = self.first_error or exc
+            self._ingested.pop(day, None)
+            self._usage.pop(day, None)
         self._logger.error("digest %s failed: %s", day, exc)
         # An LLM that cannot answer fails every later day too: end the run here.
         ends_run = self.plan.stop_on_error or isinstance(exc, LLMUnavailableError)
@@ -237,15 +239,6 @@ class DayRun:
                 finished = len(self.per_day) + len(self.failed)
             update_progress_artifact(self._progress, 100.0 * finished / len(self.days))
 
-    def end(self, stopped_by: DigestError | None) -> None:
-        """Record the run (completed, or failed with its first error) and its days in the
-        catalog; then, if a digest was rendered, the output index from the catalog, once."""
-        with self.record.timed("register"):
-            register_catalog(self.settings, self.lake,
-                             self.record.finish(stopped_by or self.first_error))
-        if self.rendered:
-            write_index(self.settings)
-
     def summary(self) -> RunSummary:
         record = self.record
         return RunSummary(
@@ -258,7 +251,8 @@ class DayRun:
 
 def run_days(pipeline: DayPipeline, days: Iterable[date], plan: DayPlan, *, settings: Settings,
              lake: Lake, flow: str, target: date | None = None) -> RunSummary:
-    """Every day through `pipeline`, then the run's end: one catalog registration, the index.
+    """Every day through `pipeline`, then the run's end: one catalog registration (the run
+    completed, or failed with its first error), then the output index if a digest was rendered.
 
     The run is in the lake as `running` from its start (earlier runs found dead are recorded
     as `died`). An error that ends the run early (any error of a daily run; an unavailable
@@ -273,7 +267,10 @@ def run_days(pipeline: DayPipeline, days: Iterable[date], plan: DayPlan, *, sett
             stopped_by = run.each_day(pipeline)
     finally:
         live.stop()  # before the final record: a late heartbeat must not overwrite it
-    run.end(stopped_by)
+    with record.timed("register"):
+        register_catalog(settings, lake, record.finish(stopped_by or run.first_error))
+    if run.rendered:
+        write_index(settings)  # from the catalog just registered: once per run
     live.release()
     if stopped_by is not None:
         raise stopped_by
