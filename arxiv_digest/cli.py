@@ -138,8 +138,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     guard_prefect_temporary_server()  # a killed run must not leave Prefect's server behind
     summary = daily_digest(date=target, allow_empty=args.allow_empty,
                            digest=not args.ingest_only, retry_failed=args.retry_failed)
-    print(f"digest {target}: {summary['candidates']} candidates, {summary['papers_added']} new "
-          f"papers, {summary['dropped']} dropped, {summary['llm_calls']} LLM calls; "
+    print(f"digest {target}: {summary.candidates} candidates, {summary.papers_added} new "
+          f"papers, {summary.dropped} dropped, {summary.llm_calls} LLM calls; "
           "catalog updated")
     return 0
 
@@ -171,8 +171,8 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
                                           allow_empty=args.allow_empty, confirmed=args.yes,
                                           digest=not args.ingest_only, force=args.force,
                                           retry_failed=args.retry_failed)
-        print(f"distributed backfill {start}..{end}: {result['fanned_out']} day runs, "
-              f"{len(result['skipped'])} skipped as finished; catalog rebuilt from the lake")
+        print(f"distributed backfill {start}..{end}: {result.fanned_out} day runs, "
+              f"{len(result.skipped)} skipped as finished; catalog rebuilt from the lake")
         return 0
     with _progress_bar(args, "days") as bar, watching(bar):
         summary = backfill(start=start, end=end, max_parallel_days=args.parallel,
@@ -180,9 +180,9 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
                            digest=not args.ingest_only, force=args.force,
                            retry_failed=args.retry_failed)
     print(f"backfill {start}..{end}: {len(days)} day{'s' * (len(days) != 1)} "
-          f"({len(summary['per_day'])} done, "
-          f"{len(summary['skipped'])} skipped as finished), {summary['papers_added']} new "
-          f"papers, {summary['llm_calls']} LLM calls, ${summary['cost_usd']:.4f}")
+          f"({len(summary.per_day)} done, "
+          f"{len(summary.skipped)} skipped as finished), {summary.papers_added} new "
+          f"papers, {summary.llm_calls} LLM calls, ${summary.cost_usd:.4f}")
     return 0
 
 
@@ -201,28 +201,14 @@ def _cmd_import_digest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from arxiv_digest.settings import load_settings
-    from tasks.catalog import refresh_catalog
-    from tasks.import_digest import digest_row_from_markdown
-    from tasks.lake import open_lake
+    from tasks.import_digest import import_digests
 
-    settings = load_settings()
-    lake = open_lake(settings)
-    parsed = []
-    for name in args.paths:
-        path = Path(name)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from None
-        day, row = digest_row_from_markdown(text)
-        parsed.append((path, day, row))
-    for path, day, row in parsed:
-        if lake.read_day("digests", day) is not None and not args.force:
-            print(f"{path}: a digest for {day} is already in the lake (use --force to replace)")
-            continue
-        lake.write_day("digests", day, lake.rows("digests", [row]))
-        print(f"{path}: imported digest {day} ({row['paper_count']} papers)")
-    refresh_catalog(settings, lake)
+    for item in import_digests(load_settings(), [Path(p) for p in args.paths], force=args.force):
+        if item.imported:
+            print(f"{item.path}: imported digest {item.day} ({item.papers} papers)")
+        else:
+            print(f"{item.path}: a digest for {item.day} is already in the lake "
+                  "(use --force to replace)")
     return 0
 
 

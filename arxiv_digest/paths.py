@@ -1,8 +1,9 @@
-"""Local paths from settings, checked without creating anything: a refused run writes nothing."""
+"""Local paths: checked without creating anything, and files replaced whole, never half-written."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 
@@ -24,3 +25,19 @@ def directory_problem(path: Path) -> str | None:
             return f"{candidate} is not writable"
         return None
     return None
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `path` whole: a hidden temporary file beside it, then renamed over it.
+
+    The temporary name is unique, so writers of one path at once never share it; it starts
+    with a dot, so readers listing the directory skip it; a failed write leaves none behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

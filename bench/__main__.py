@@ -104,12 +104,12 @@ def llm_bound_day(tmp: Path, arxiv_url: str, llm: Any, latency_ms: int,
         started = time.perf_counter()
         summary = daily_digest(date=DAY)
         wall = time.perf_counter() - started
-    row = run_row(work / "digest.duckdb", summary["run_id"])
+    row = run_row(work / "digest.duckdb", summary.run_id)
     calls = row["llm_calls_made"]
     ideal = math.ceil(calls / concurrency) * latency_ms / 1000
     llm_wall = row["stage_seconds"].get("digest", wall)
     llm.set_latency(0)
-    return {"papers": summary["per_day"][DAY.isoformat()]["papers"], "llm_calls": calls,
+    return {"papers": summary.per_day[DAY.isoformat()]["papers"], "llm_calls": calls,
             "latency_ms": latency_ms, "concurrency": concurrency, "ideal_s": round(ideal, 2),
             "llm_stages_s": round(llm_wall, 2), "run_wall_s": round(wall, 2),
             "ratio": round(llm_wall / ideal, 3), "target": "<= 1.15",
@@ -130,9 +130,8 @@ def client_floor(lake_dir: Path, llm: Any, latency_ms: int, concurrency: int) ->
 
     from arxiv_digest.settings import Settings
     from tasks.analysis import build_analysis_request
-    from tasks.digest_stages import load_day_papers
     from tasks.key_findings import build_key_findings_request, split_sentences
-    from tasks.lake import Lake
+    from tasks.lake import Lake, load_day_papers
     from tasks.llm import run_on_llm_loop
 
     topic = Settings.model_fields["topic"].default
@@ -182,16 +181,16 @@ def pipeline_overhead(tmp: Path, arxiv_url: str, llm: Any, replay: Any) -> dict[
         warm = daily_digest(date=DAY)
         warm_wall = time.perf_counter() - started
         warm_requests = len(replay.requests) - requests_before
-    row = run_row(work / "digest.duckdb", cold["run_id"])
-    papers = cold["per_day"][DAY.isoformat()]["papers"]
+    row = run_row(work / "digest.duckdb", cold.run_id)
+    papers = cold.per_day[DAY.isoformat()]["papers"]
     stages = row["stage_seconds"]
     total = sum(v for k, v in stages.items() if k != "register") or 1.0
-    warm_row = run_row(work / "digest.duckdb", warm["run_id"])
+    warm_row = run_row(work / "digest.duckdb", warm.run_id)
     return {
         "overhead": {"papers": papers, "wall_s": round(cold_wall, 2),
                      "s_per_1000_papers": round(cold_wall / papers * 1000, 2),
                      "stage_share": {k: round(v / total, 3) for k, v in stages.items()},
-                     "prefect_task_runs": task_runs_of(cold["run_id"])},
+                     "prefect_task_runs": task_runs_of(cold.run_id)},
         "warm_rerun": {"wall_s": round(warm_wall, 2), "llm_calls": warm_row["llm_calls_made"],
                        "arxiv_requests": warm_requests, "target_llm_calls": 0},
     }
@@ -214,10 +213,10 @@ def backfill_scaling(tmp: Path, day_counts: list[int], llm: Any) -> dict[str, An
                 summary = backfill(start=first, end=first + timedelta(days=count - 1),
                                    max_parallel_days=2)
                 wall = time.perf_counter() - started
-            papers = sum(d["papers"] for d in summary["per_day"].values())
+            papers = sum(d["papers"] for d in summary.per_day.values())
             points.append({"days": count, "wall_s": round(wall, 2), "papers": papers,
                            "papers_per_s": round(papers / wall, 1),
-                           "task_runs_per_day": round(task_runs_of(summary["run_id"]) / count, 2),
+                           "task_runs_per_day": round(task_runs_of(summary.run_id) / count, 2),
                            "work": str(work)})
     xs = [p["days"] for p in points]
     ys = [p["wall_s"] for p in points]

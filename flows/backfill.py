@@ -1,31 +1,32 @@
-"""The backfill flow: every digest day of an inclusive range, resumable and in parallel."""
+"""The backfill flows: every digest day of a range, resumable, here in parallel or fanned out."""
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.client.orchestration import get_client
-from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
 from arxiv_digest.dates import date_range, today_utc
 from arxiv_digest.errors import DigestError
-from arxiv_digest.progress import current_watcher
-from arxiv_digest.settings import load_settings
-from flows.pipeline import DayPlan, run_days
+from arxiv_digest.progress import ProgressWatcher, current_watcher
+from arxiv_digest.settings import Settings, load_settings
+from flows.pipeline import digest_day
 from tasks.catalog import rebuild_catalog
-from tasks.digest_stages import day_complete, write_outputs_from_lake
+from tasks.day_runs import DayPlan, RunSummary, run_days
+from tasks.fan_out import fan_out_days, wait_for_day_runs
+from tasks.lake import Lake
+from tasks.outputs import write_outputs_from_lake
 from tasks.preflight import preflight
+from tasks.resume import day_complete
 
 
 @flow(name="backfill")
 def backfill(start: date, end: date, max_parallel_days: int = 2, allow_empty: bool = False,
              confirmed: bool = False, digest: bool = True, force: bool = False,
-             retry_failed: bool = False) -> dict[str, Any]:
+             retry_failed: bool = False) -> RunSummary:
     """Every digest day from `start` to `end` (inclusive); finished days are skipped.
 
     A day is finished when it was completed under the same configuration and prompt hashes
@@ -33,101 +34,98 @@ def backfill(start: date, end: date, max_parallel_days: int = 2, allow_empty: bo
     change redoes every day. `retry_failed` also redoes days with answers that stayed invalid,
     asking those requests again.
     """
-    settings = load_settings()
-    days = date_range(start, end, today_utc(), confirmed=confirmed)
-    lake = preflight(settings, digest=digest)
-    todo = [d for d in days if force or not day_complete(settings, lake, d, digest, retry_failed)]
-    plan = DayPlan(primary=set(todo), allow_empty=allow_empty, digest=digest,
+    todo = days_to_do(start, end, confirmed=confirmed, digest=digest, force=force,
+                      retry_failed=retry_failed)
+    plan = DayPlan(primary=set(todo.days), allow_empty=allow_empty, digest=digest,
                    parallel=max(1, max_parallel_days), stop_on_error=False,
-                   retry_failed=retry_failed)
-    if (watcher := current_watcher()) is not None:
-        watcher.begin(len(todo), skipped=len(days) - len(todo))
-    summary = run_days(settings, lake, "backfill", None, todo, plan)
-    summary["skipped"] = [d.isoformat() for d in days if d not in todo]
-    create_markdown_artifact(key="backfill-summary", markdown=summary_markdown(summary),
+                   retry_failed=retry_failed, skipped=todo.skipped)
+    summary = run_days(digest_day, todo.days, plan, settings=todo.settings, lake=todo.lake,
+                       flow="backfill")
+    create_markdown_artifact(key="backfill-summary", markdown=summary.as_markdown(),
                              description=f"backfill {start}..{end}")
-    if plan.failed:
-        first_day, first_error = next(iter(sorted(plan.failed.items())))
-        raise DigestError(f"backfill: {len(plan.failed)} of {len(days)} days failed "
+    if summary.failed:
+        first_day, first_error = next(iter(sorted(summary.failed.items())))
+        raise DigestError(f"backfill: {len(summary.failed)} of {len(todo.all_days)} days failed "
                           f"(first: {first_day}: {first_error}); re-run to resume")
     return summary
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    rows = [("days done", len(summary["per_day"])), ("days skipped", len(summary["skipped"])),
-            ("days failed", len(summary["failed"])), ("papers added", summary["papers_added"]),
-            ("LLM calls", summary["llm_calls"]), ("cost (USD)", summary["cost_usd"])]
-    return "| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+@dataclass(frozen=True)
+class DistributedSummary:
+    """What a distributed backfill did: its day runs, the days skipped, the catalog rebuilt."""
+
+    days: list[str]
+    fanned_out: int
+    skipped: list[str]
+    failed: list[str]
+    catalog: dict[str, int]
 
 
 @flow(name="distributed-backfill")
 def distributed_backfill(start: date, end: date, deployment: str = "backfill/backfill",
                          allow_empty: bool = False, confirmed: bool = False,
-                         digest: bool = True, force: bool = False, retry_failed: bool = False,
-                         poll_seconds: float = 5.0) -> dict[str, Any]:
+                         digest: bool = True, force: bool = False,
+                         retry_failed: bool = False) -> DistributedSummary:
     """Fan the unfinished days out to a work pool, one single-day backfill run each.
 
     Workers on any machine pick the runs up; the lake (S3, or a path all workers share) is the
     only shared state, and day leases keep two runs off one day. When every run has ended, this
     machine's DuckDB catalog is rebuilt from the lake.
     """
-    logger = get_run_logger()
+    todo = days_to_do(start, end, confirmed=confirmed, digest=digest, force=force,
+                      retry_failed=retry_failed)
+    runs = fan_out_days(deployment, todo.days, parent=str(flow_run.id or "local"),
+                        parameters=lambda d: {
+                            "start": d.isoformat(), "end": d.isoformat(),
+                            "max_parallel_days": 1, "allow_empty": allow_empty,
+                            "digest": digest, "force": force, "retry_failed": retry_failed})
+    get_run_logger().info("fanned out %d day(s) to %s; %d already finished; a run stays "
+                          "SCHEDULED until a worker polls the pool", len(runs), deployment,
+                          len(todo.skipped))
+    states = wait_for_day_runs(runs, ended=todo.report)
+    counts = rebuild_catalog(todo.settings, todo.lake)
+    if digest:
+        write_outputs_from_lake(todo.settings, todo.lake, todo.all_days)
+    failed = sorted(d.isoformat() for d, s in states.items() if s != "COMPLETED")
+    if failed:
+        raise DigestError(f"distributed backfill: {len(failed)} day run(s) did not complete "
+                          f"(first: {failed[0]}); re-run to resume")
+    return DistributedSummary(days=[d.isoformat() for d in todo.all_days], fanned_out=len(runs),
+                              skipped=[d.isoformat() for d in todo.skipped], failed=failed,
+                              catalog=counts)
+
+
+@dataclass(frozen=True)
+class DaysToDo:
+    """A backfill's range, checked, and the days of it not finished yet."""
+
+    settings: Settings
+    lake: Lake
+    all_days: list[date]
+    days: list[date]
+    watcher: ProgressWatcher | None  # the CLI's progress bar (none on a worker)
+
+    @property
+    def skipped(self) -> tuple[date, ...]:
+        return tuple(d for d in self.all_days if d not in self.days)
+
+    def report(self, day: date, state: str) -> None:
+        """A day run ended (distributed): tell the progress watcher, if any."""
+        if self.watcher is not None:
+            self.watcher.day_ended(day, "done" if state == "COMPLETED" else "failed")
+
+
+def days_to_do(start: date, end: date, *, confirmed: bool, digest: bool, force: bool,
+               retry_failed: bool) -> DaysToDo:
+    """Both backfills' prologue: settings, the range, preflight, the days not finished (all of
+    them with `force`); the progress watcher, if any, learns how many."""
     settings = load_settings()
     days = date_range(start, end, today_utc(), confirmed=confirmed)
     lake = preflight(settings, digest=digest)
     todo = [d for d in days if force or not day_complete(settings, lake, d, digest, retry_failed)]
-    parent = str(flow_run.id or "local")
     if (watcher := current_watcher()) is not None:
         watcher.begin(len(todo), skipped=len(days) - len(todo))
-    children = {
-        d: run_deployment(
-            deployment, timeout=0, as_subflow=False,
-            parameters={"start": d.isoformat(), "end": d.isoformat(), "max_parallel_days": 1,
-                        "allow_empty": allow_empty, "digest": digest, "force": force,
-                        "retry_failed": retry_failed},
-            # A retried fan-out finds the runs it already created instead of doubling them.
-            idempotency_key=f"{parent}:{d.isoformat()}").id
-        for d in todo}
-    logger.info("fanned out %d day(s) to %s; %d already finished", len(children), deployment,
-                len(days) - len(todo))
-    states = wait_for_runs(children, poll_seconds, logger)
-    counts = rebuild_catalog(settings, lake)
-    if digest:
-        write_outputs_from_lake(settings, lake, days)
-    failed = sorted(d.isoformat() for d, s in states.items() if s != "COMPLETED")
-    summary = {"days": [d.isoformat() for d in days], "fanned_out": len(children),
-               "skipped": [d.isoformat() for d in days if d not in todo], "failed": failed,
-               "catalog": counts}
-    if failed:
-        raise DigestError(f"distributed backfill: {len(failed)} day run(s) did not complete "
-                          f"(first: {failed[0]}); re-run to resume")
-    return summary
-
-
-def wait_for_runs(runs: dict[date, Any], poll_seconds: float, logger: Any) -> dict[date, str]:
-    """Each run's final state name, polling the API until all are final (progress logged)."""
-    final: dict[date, str] = {}
-    reported = -1
-    with get_client(sync_client=True) as client:
-        while len(final) < len(runs):
-            waiting: dict[str, int] = {}
-            for day, run_id in runs.items():
-                if day in final:
-                    continue
-                state = client.read_flow_run(run_id).state
-                if state is not None and state.is_final():
-                    final[day] = state.type.value
-                    if (watcher := current_watcher()) is not None:
-                        watcher.day_ended(day, "done" if final[day] == "COMPLETED" else "failed")
-                elif state is not None:
-                    waiting[state.type.value] = waiting.get(state.type.value, 0) + 1
-            if len(final) != reported:
-                reported = len(final)
-                logger.info("%d of %d day runs finished; waiting: %s (a run stays SCHEDULED "
-                            "until a worker polls the pool)", len(final), len(runs), waiting)
-            if len(final) < len(runs):
-                time.sleep(poll_seconds)
-    return final
+    return DaysToDo(settings, lake, days, todo, watcher)
 
 
 if __name__ == "__main__":

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from prefect import flow
 
 from arxiv_digest.dates import check_digest_date, scan_days, today_utc
 from arxiv_digest.settings import load_settings
-from flows.pipeline import DayPlan, run_days
+from flows.pipeline import digest_day
+from tasks.day_runs import DayPlan, RunSummary, run_days
 from tasks.preflight import preflight
 
 
 @flow(name="daily-digest")
 def daily_digest(date: dt.date | None = None, allow_empty: bool = False,
-                 digest: bool = True, retry_failed: bool = False) -> dict[str, Any]:
+                 digest: bool = True, retry_failed: bool = False) -> RunSummary:
     """Build digest day `date` (default: today, UTC): papers first published the day before.
 
     `retry_failed` asks again the LLM requests whose answers stayed invalid in earlier runs.
@@ -25,8 +25,8 @@ def daily_digest(date: dt.date | None = None, allow_empty: bool = False,
     lake = preflight(settings, digest=digest)
     plan = DayPlan(primary={target}, allow_empty=allow_empty, digest=digest,
                    retry_failed=retry_failed)
-    return run_days(settings, lake, "daily-digest", target,
-                    scan_days(target, settings.lookback_days), plan)
+    return run_days(digest_day, scan_days(target, settings.lookback_days), plan,
+                    settings=settings, lake=lake, flow="daily-digest", target=target)
 
 
 if __name__ == "__main__":

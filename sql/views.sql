@@ -31,3 +31,18 @@ LEFT JOIN (SELECT digest_date, llm_failed FROM (
                SELECT CAST(NULL AS DATE) AS digest_date, CAST(NULL AS INTEGER) AS llm_failed
                WHERE false)) g
     USING (digest_date);
+
+-- The index of every digest (output/README.md): its paper count and the titles of its first
+-- three papers in rank order. A digest imported without rankings has no titles here.
+CREATE OR REPLACE VIEW digest_index AS
+SELECT g.digest_date, g.paper_count,
+       coalesce(list(t.title ORDER BY t.rank) FILTER (WHERE t.title IS NOT NULL),
+                []) AS top_titles
+FROM digests g
+LEFT JOIN (
+    SELECT r.digest_date, r.rank, p.title
+    FROM rankings r JOIN papers p USING (arxiv_id, digest_date)
+    WHERE r.selected
+    QUALIFY row_number() OVER (PARTITION BY r.digest_date ORDER BY r.rank) <= 3
+) t USING (digest_date)
+GROUP BY g.digest_date, g.paper_count;

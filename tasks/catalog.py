@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import duckdb
@@ -24,6 +27,10 @@ from arxiv_digest.resources import sql_sections
 from arxiv_digest.settings import Settings
 from tasks.analyst import admit, lake_prefix
 from tasks.lake import PARTITION, SCHEMAS, Lake
+
+if TYPE_CHECKING:
+    from tasks.ingest import FetchedWindow
+    from tasks.models import DayPapers
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +62,54 @@ class RunRecord:
     host: str | None = None
     pid: int | None = None
     heartbeat_at: datetime | None = None
+    # Parallel days add to the counts and timings at once (and the heartbeat reads them).
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)
+
+    @classmethod
+    def start(cls, flow: str, target: date | None, days: list[date], run_id: str) -> RunRecord:
+        """A run starting now, in this process."""
+        return cls(run_id=run_id, flow=flow, target_date=target,
+                   days=[d.isoformat() for d in days], started_at=datetime.now(UTC),
+                   host=socket.gethostname(), pid=os.getpid())
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the wall time of a block to the run's per-stage timings."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            with self._lock:
+                self.stage_seconds[stage] = round(self.stage_seconds.get(stage, 0.0) + elapsed, 4)
+
+    def account_day(self, window: FetchedWindow, day: DayPapers) -> None:
+        """Add one fetched and stored day to the run's counts."""
+        with self._lock:
+            self.candidates += len(window.candidates)
+            self.papers_added += day.added
+            self.dropped += len(day.drops)
+            self.arxiv_requests += window.requests_made
+
+    def account_llm(self, calls: int, cost_usd: float) -> None:
+        """Add one digested day's LLM requests (cache hits excluded) and their cost."""
+        with self._lock:
+            self.llm_calls += calls
+            self.cost_usd += cost_usd
+
+    def finish(self, error: BaseException | None = None) -> RunRecord:
+        """The run ended now: completed, or failed with `error`."""
+        self.finished_at = datetime.now(UTC)
+        self.status = "failed" if error else "completed"
+        self.error = str(error) if error else None
+        return self
+
+    def snapshot(self) -> RunRecord:
+        """A copy of the mutable fields, taken while no day thread is changing them."""
+        with self._lock:
+            return replace(self, days=list(self.days),
+                                       stage_seconds=dict(self.stage_seconds))
 
     def as_row(self) -> dict[str, Any]:
         return {

@@ -17,6 +17,7 @@ from prefect.concurrency.sync import rate_limit
 from prefect.exceptions import MissingContextError
 
 from arxiv_digest.settings import Settings
+from tasks.ingest import ArxivFeedClient
 from tasks.lake import Lake
 from tasks.leases import DayLease, S3LeaseStore, hold_day_lease
 
@@ -75,3 +76,16 @@ def arxiv_throttle(delay_s: float) -> Callable[[], None] | None:
         return None
     _ensure_limit(ARXIV_LIMIT, 1, slot_decay_per_second=1.0 / delay_s)
     return partial(rate_limit, ARXIV_LIMIT, strict=True)
+
+
+def throttled_arxiv_client(settings: Settings) -> ArxivFeedClient:
+    """The arXiv client of a run, its requests under the shared limiter (arxiv_throttle)."""
+    return ArxivFeedClient(
+        settings.arxiv_api_url,
+        page_size=settings.arxiv_page_size,
+        delay_s=settings.arxiv_delay_s,
+        backoff_s=settings.arxiv_backoff_s,
+        retries=settings.arxiv_retries,
+        timeout_s=settings.arxiv_timeout_s,
+        throttle=arxiv_throttle(settings.arxiv_delay_s),
+    )

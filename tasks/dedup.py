@@ -6,8 +6,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
+from typing import TYPE_CHECKING
 
+from arxiv_digest.errors import EmptyWindowError
 from tasks.models import DayPapers, Drop, Paper, in_window, published_day
+
+if TYPE_CHECKING:
+    from tasks.ingest import FetchedWindow
 
 # Why a candidate was dropped (the `reason` column of dedup_log).
 REASON_VERSION = "version"  # an older version of a paper whose newer version is kept
@@ -104,3 +109,17 @@ def merge_drops(existing: Sequence[Drop], new: Sequence[Drop]) -> tuple[Drop, ..
         numbered.append(replace(drop, occurrence=seen[(drop.arxiv_id, drop.version, drop.reason)]))
     merged = {d.key: d for d in existing} | {d.key: d for d in numbered}
     return tuple(sorted(merged.values(), key=lambda d: (d.candidate_index, d.key)))
+
+
+def require_day_papers(window: FetchedWindow, day: DayPapers, allow_empty: bool) -> None:
+    """Never a silent empty digest, even when arXiv did answer: every candidate may belong to
+    another day (first published outside the window, or already in another digest)."""
+    if day.papers or allow_empty:
+        return
+    reasons = Counter(drop.reason for drop in day.drops)
+    why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    raise EmptyWindowError(
+        f"digest {window.digest_date.isoformat()} has no papers: the {len(window.candidates)} "
+        f"candidates arXiv returned for query {window.query!r} all belong to other days "
+        f"(dropped: {why}); pass --allow-empty if that is expected"
+    )

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+from arxiv_digest.errors import ConfigError
+from arxiv_digest.settings import Settings
+from tasks.catalog import refresh_catalog
 from tasks.digest_format import parse_digest
+from tasks.lake import open_lake
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True)
+class ImportedDigest:
+    """One digest file and what became of it."""
+
+    path: Path
+    day: date
+    papers: int
+    imported: bool  # False: the lake already held that day's digest (and no --force)
 
 
 def digest_row_from_markdown(text: str) -> tuple[date, dict[str, Any]]:
@@ -26,3 +43,29 @@ def digest_row_from_markdown(text: str) -> tuple[date, dict[str, Any]]:
         "paper_count": len(digest.papers),
         "content_hash": hashlib.sha256(text.encode()).hexdigest(), "config_hash": "imported",
     }
+
+
+def import_digests(settings: Settings, paths: Sequence[Path], *,
+                   force: bool = False) -> list[ImportedDigest]:
+    """Load digest files into the lake, then refresh the catalog's views.
+
+    Every file is read and parsed before anything is written, so one bad file imports none.
+    A day whose digest the lake already holds is left alone unless `force`.
+    """
+    lake = open_lake(settings)
+    parsed = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        day, row = digest_row_from_markdown(text)
+        parsed.append((path, day, row))
+    outcomes = []
+    for path, day, row in parsed:
+        imported = force or lake.read_day("digests", day) is None
+        if imported:
+            lake.write_day("digests", day, lake.rows("digests", [row]))
+        outcomes.append(ImportedDigest(path, day, row["paper_count"], imported))
+    refresh_catalog(settings, lake)
+    return outcomes

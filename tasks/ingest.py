@@ -17,7 +17,7 @@ from arxiv import _feed
 from lxml import etree
 
 from arxiv_digest.backoff import backoff_seconds
-from arxiv_digest.errors import ArxivError, IncompleteFeedError
+from arxiv_digest.errors import ArxivError, EmptyWindowError, IncompleteFeedError
 from tasks.models import Paper, day_window, split_entry_id
 
 logger = logging.getLogger(__name__)
@@ -258,3 +258,12 @@ def fetch_window(
         total_results=total,
         requests_made=client.requests_made - before,
     )
+
+
+def require_papers(window: FetchedWindow, allow_empty: bool) -> None:
+    """Never a silent empty digest: zero candidates is an error unless explicitly allowed."""
+    if not window.candidates and not allow_empty:
+        raise EmptyWindowError(
+            f"arXiv returned no papers for digest {window.digest_date.isoformat()} "
+            f"(query {window.query!r}); pass --allow-empty if that is expected"
+        )

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -14,6 +15,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from arxiv_digest.errors import ConfigError, LakeError
+from arxiv_digest.paths import replace_file
 from arxiv_digest.settings import Settings
 from tasks.models import DayPapers, Drop, Paper
 
@@ -380,12 +382,7 @@ class Lake:
                 with self.fs.open_output_stream(path) as out:
                     out.write(data)
                 return
-            directory, name = path.rsplit("/", 1)
-            self.fs.create_dir(directory, recursive=True)
-            tmp = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
-            with self.fs.open_output_stream(tmp) as out:
-                out.write(data)
-            self.fs.move(tmp, path)
+            replace_file(Path(path), data)
         except OSError as exc:
             raise LakeError(f"cannot write {path}: {_short(exc)}") from None
 
@@ -504,6 +501,12 @@ def _short(exc: BaseException) -> str:
     """The first line of an Arrow/OS error, without the AWS SDK's multi-line noise."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]
+
+
+def load_day_papers(lake: Lake, day: date) -> list[Paper]:
+    """The papers the lake holds for one digest day (none when it holds no such day)."""
+    table = lake.read_day("papers", day)
+    return [] if table is None else papers_from_table(table)
 
 
 def open_lake(settings: Settings) -> Lake:

@@ -8,6 +8,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -172,3 +173,25 @@ async def rank_papers(client: LLMClient, papers: Sequence[Paper], *, topic: str,
         for item in outcome.value.scores:
             llm_scores[group[item.index].arxiv_id] = float(item.score)
     return rank(papers, llm_scores, heuristic, top_n)
+
+
+class _PaperResult(Protocol):
+    @property
+    def arxiv_id(self) -> str: ...
+
+
+A = TypeVar("A", bound=_PaperResult)
+
+
+def selected_papers(papers: list[Paper], rankings: list[Ranking]) -> list[Paper]:
+    """The papers the ranking selected, best first."""
+    rank = {r.arxiv_id: r.rank for r in rankings if r.selected}
+    return sorted((p for p in papers if p.arxiv_id in rank), key=lambda p: rank[p.arxiv_id])
+
+
+def in_rank_order(papers: list[Paper], analyses: list[A],
+                  rankings: list[Ranking]) -> tuple[list[Paper], list[A]]:
+    """The selected papers and their analyses (aligned with `papers`), best first."""
+    by_id = {a.arxiv_id: a for a in analyses}
+    ordered = selected_papers(papers, rankings)
+    return ordered, [by_id[p.arxiv_id] for p in ordered]

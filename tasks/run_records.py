@@ -3,7 +3,6 @@ recorded as `died` by a later run once their process is gone."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -58,10 +57,8 @@ def death_reason(row: Mapping[str, Any], *, now: datetime, host: str,
 
 
 def run_table(run: RunRecord) -> pa.Table:
-    # A copy of the mutable fields: day threads update the run while the heartbeat writes it.
-    snapshot = dataclasses.replace(run, days=list(run.days),
-                                   stage_seconds=dict(run.stage_seconds))
-    return pa.Table.from_pylist([snapshot.as_row()], schema=RUNS_SCHEMA)
+    # A snapshot: day threads update the run while the heartbeat writes it.
+    return pa.Table.from_pylist([run.snapshot().as_row()], schema=RUNS_SCHEMA)
 
 
 def recorded_usage(lake: Lake, run_id: str, days: Iterable[str]) -> tuple[int, float]:

@@ -39,12 +39,12 @@ def counts() -> tuple:
 def test_backfill_in_parallel_lands_every_paper_once_then_skips_finished_days(three_days):
     first = backfill(start=START, end=END, max_parallel_days=2)
     assert counts() == (3 * 267, 3 * 267, 3)
-    assert sorted(first["per_day"]) == ["2026-07-01", "2026-07-02", "2026-07-03"]
+    assert sorted(first.per_day) == ["2026-07-01", "2026-07-02", "2026-07-03"]
     requests_before = len(three_days.requests)
 
     second = backfill(start=START, end=END, max_parallel_days=2)
-    assert second["skipped"] == ["2026-07-01", "2026-07-02", "2026-07-03"]
-    assert second["llm_calls"] == 0 and len(three_days.requests) == requests_before
+    assert second.skipped == ["2026-07-01", "2026-07-02", "2026-07-03"]
+    assert second.llm_calls == 0 and len(three_days.requests) == requests_before
     assert counts() == (3 * 267, 3 * 267, 3)
 
 
@@ -53,10 +53,10 @@ def test_backfill_resumes_only_unfinished_day_with_no_repeated_llm_call(three_da
     # Simulate a run killed before day 2 finished: its digest never landed.
     (llm_env / "lake" / "digests" / "digest_date=2026-07-02" / "part-0.parquet").unlink()
     resumed = backfill(start=START, end=END, max_parallel_days=2)
-    assert resumed["skipped"] == ["2026-07-01", "2026-07-03"]
-    assert list(resumed["per_day"]) == ["2026-07-02"]
-    assert resumed["llm_calls"] == 0  # day 2's answers were cached when its stages finished
-    assert full["llm_calls"] > 0
+    assert resumed.skipped == ["2026-07-01", "2026-07-03"]
+    assert list(resumed.per_day) == ["2026-07-02"]
+    assert resumed.llm_calls == 0  # day 2's answers were cached when its stages finished
+    assert full.llm_calls > 0
     assert counts() == (3 * 267, 3 * 267, 3)
 
 

@@ -30,12 +30,12 @@ def test_day_through_fake_llm_produces_every_section_and_rerun_is_free(llm_env, 
     assert validate_digest(text) == []
     assert text.startswith("time: 20260630\n\n# Arxiv Computer Vision Papers - 2026-06-30")
     assert text.count("<a id='") == 10
-    assert llm_calls_made(first["run_id"]) == first["llm_calls"] > 0
+    assert llm_calls_made(first.run_id) == first.llm_calls > 0
     calls_before = len(fake_llm.calls)
 
     second = daily_digest(date=DAY)
-    assert second["llm_calls"] == 0
-    assert llm_calls_made(second["run_id"]) == 0
+    assert second.llm_calls == 0
+    assert llm_calls_made(second.run_id) == 0
     assert len(fake_llm.calls) == calls_before
     assert digest_path.read_text(encoding="utf-8") == text
     index = (llm_env / "output" / "README.md").read_text(encoding="utf-8")
@@ -107,7 +107,7 @@ def test_llm_faults_on_a_share_of_calls_complete_the_day_and_rerun_fixes_only_fa
     # a rank batch that had failed is scored by the LLM now and may select other papers.
     subjects = [r[0] for r in stored(
         "SELECT subject FROM llm_calls WHERE run_id = ? AND NOT cache_hit "
-        "AND stage LIKE 'analysis%'", second["run_id"])]
+        "AND stage LIKE 'analysis%'", second.run_id)]
     selected = {r[0] for r in stored("SELECT arxiv_id FROM rankings WHERE selected")}
     assert {s.split("v")[0] for s in subjects} == (failed & selected) | (selected - chosen)
     assert stored("SELECT count(*), count(DISTINCT arxiv_id) FROM papers") == [(267, 267)]
@@ -135,14 +135,11 @@ def sections(markdown: str) -> dict[str, str]:
 
 def test_prompt_injection_in_one_abstract_changes_nothing_outside_its_paper(
         llm_env, fake_llm, monkeypatch, tmp_path):
-    from prefect import flow
-
-    from flows.digest_day import produce_digest
     from tests.servers.fake_llm import LLMFault
 
-    digest_one_day = flow(name="digest-one-day")(produce_digest)
-
     monkeypatch.setenv("DIGEST_TOP_N", "0")
+    # No replayed paper is in hep-th: the day holds just the papers written into the lake.
+    monkeypatch.setenv("DIGEST_CATEGORIES", "hep-th")
     abstracts = {f"2606.0000{i}": f"We propose method {i}. It improves accuracy by {i}%. "
                                   "Code is released." for i in range(1, 5)}
     victim = "2606.00002"
@@ -152,10 +149,9 @@ def test_prompt_injection_in_one_abstract_changes_nothing_outside_its_paper(
         work = tmp_path / name
         monkeypatch.setenv("DIGEST_LAKE_URL", str(work / "lake"))
         monkeypatch.setenv("DIGEST_OUTPUT_DIR", str(work / "out"))
-        settings = load_settings()
-        lake = small_day(settings, {**abstracts, victim: abstracts[victim] + text})
+        small_day(load_settings(), {**abstracts, victim: abstracts[victim] + text})
         fake_llm.set_faults([LLMFault("injection", count=0)])
-        digest_one_day(settings, lake, DAY, f"run-{name}", {})
+        daily_digest(date=DAY, allow_empty=True)
         outputs[name] = (work / "out" / "2026-06-30.md").read_text(encoding="utf-8")
     injected = outputs["injected"]
     assert validate_digest(injected) == []

@@ -91,7 +91,7 @@ def _summarize(completion: Answers, papers: list[Any]) -> tuple[str, Outcome]:
                                                language="en"))
 
 
-def test_summarize_day_falls_back_when_model_keeps_inventing_ids() -> None:
+def test_write_executive_summary_falls_back_when_model_keeps_inventing_ids() -> None:
     completion = Answers(_summary_json("2606.99999v1"))
     text, outcome = _summarize(completion, _day_papers())
     assert outcome.status == "invalid"
@@ -100,13 +100,13 @@ def test_summarize_day_falls_back_when_model_keeps_inventing_ids() -> None:
     assert text == fallback_summary(_day_papers(), language="en")
 
 
-def test_summarize_day_renders_summary_when_ids_real() -> None:
+def test_write_executive_summary_renders_summary_when_ids_real() -> None:
     text, outcome = _summarize(Answers(_summary_json("2606.00001v1")), _day_papers())
     assert outcome.status == "ok"
     assert "**Depth from focus** (2606.00001v1): worth it" in text
 
 
-def test_summarize_day_makes_no_call_when_no_papers() -> None:
+def test_write_executive_summary_makes_no_call_when_no_papers() -> None:
     completion = Answers(_summary_json("2606.00001v1"))
     text, outcome = _summarize(completion, [])
     assert completion.calls == 0
@@ -178,7 +178,7 @@ async def _no_wait(seconds: float) -> None:
 
 
 @pytest.mark.parametrize(("kind", "status"), [("500", "failed"), ("malformed-json", "invalid")])
-def test_summarize_day_lists_the_papers_when_the_model_fails(kind: str, status: str) -> None:
+def test_write_executive_summary_lists_the_papers_when_the_model_fails(kind: str, status: str) -> None:
     papers = _day_papers()
     with FakeLLMServer(faults=[LLMFault(kind, count=0)]) as server:
         client = LLMClient(model="openai/fake-model", api_base=server.base_url,

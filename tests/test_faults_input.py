@@ -155,7 +155,7 @@ def test_run_over_corrupt_papers_file_fails_clearly_and_its_advice_restores_the_
 
 
 def test_corrupt_llm_cache_file_is_set_aside_and_the_rest_is_used(settings):
-    from tasks.digest_stages import open_day_llm
+    from tasks.day_llm import open_day_llm
 
     lake = open_lake(settings)
     for key in ("k1", "k2"):

@@ -29,8 +29,8 @@ from arxiv_digest.settings import load_settings
 from flows.backfill import backfill
 from flows.daily import daily_digest
 from tasks.catalog import open_catalog, rebuild_catalog
-from tasks.digest_stages import day_complete
 from tasks.lake import Lake
+from tasks.resume import day_complete
 from tests.conftest import free_port
 from tests.servers.arxiv_replay import ReplayServer
 from tests.servers.fake_llm import LLMFault
@@ -93,7 +93,7 @@ def test_unreachable_llm_fails_the_run_fast_and_backfill_redoes_the_day(
     rebuild_catalog(settings, lake)  # the state comes from the lake alone
     assert day_status() == "failed"
     summary = backfill(start=DAY, end=DAY)
-    assert list(summary["per_day"]) == [DAY.isoformat()] and summary["skipped"] == []
+    assert list(summary.per_day) == [DAY.isoformat()] and summary.skipped == []
     assert day_status() == "digested"
 
 
@@ -143,13 +143,13 @@ def test_answer_invalid_after_repair_is_not_asked_again_until_retry_failed(
         llm_env, fake_llm, capfd):
     fake_llm.set_faults(LLMFault("malformed-json", count=0))  # a model that never gets it right
     first = daily_digest(date=DAY)
-    assert first["llm_calls"] > 0
+    assert first.llm_calls > 0
     assert {s for (s,) in stored("SELECT DISTINCT status FROM analyses")} == {"invalid"}
     assert day_status() == "digested"  # nothing transient: the day is finished
 
     calls = len(fake_llm.calls)
-    assert daily_digest(date=DAY)["llm_calls"] == 0
-    assert backfill(start=DAY, end=DAY)["skipped"] == [DAY.isoformat()]
+    assert daily_digest(date=DAY).llm_calls == 0
+    assert backfill(start=DAY, end=DAY).skipped == [DAY.isoformat()]
     assert len(fake_llm.calls) == calls
 
     fake_llm.set_faults([])
@@ -170,7 +170,7 @@ def test_transient_failure_leaves_the_day_unfinished_and_backfill_asks_only_it_a
     # Every attempt of every analysis fails; ranking, key findings and the summary answer.
     fake_llm.set_faults(LLMFault(kind, count=0, match="AbstractAnalysis"))
     first = backfill(start=DAY, end=DAY)
-    assert list(first["per_day"]) == [DAY.isoformat()]
+    assert list(first.per_day) == [DAY.isoformat()]
     failed = {a for a, s in stored("SELECT arxiv_id, status FROM analyses") if s == "failed"}
     assert len(failed) == 2
     assert day_status() == "digested-with-failures"
@@ -180,14 +180,14 @@ def test_transient_failure_leaves_the_day_unfinished_and_backfill_asks_only_it_a
 
     fake_llm.set_faults([])
     second = backfill(start=DAY, end=DAY)
-    assert list(second["per_day"]) == [DAY.isoformat()] and second["skipped"] == []
+    assert list(second.per_day) == [DAY.isoformat()] and second.skipped == []
     asked = stored("SELECT stage, subject FROM llm_calls WHERE run_id = ? AND NOT cache_hit",
-                   second["run_id"])
+                   second.run_id)
     assert {s.split("v")[0] for stage, s in asked if stage.startswith("analysis")} == failed
     # The summary is asked again because its input (the analyses' gists) changed.
     assert {stage for stage, _ in asked} == {"analysis_abstract", "summary"}
     assert day_status() == "digested"
-    assert backfill(start=DAY, end=DAY)["skipped"] == [DAY.isoformat()]
+    assert backfill(start=DAY, end=DAY).skipped == [DAY.isoformat()]
 
 
 # -- a failed stage stops the day's LLM work ---------------------------------------------------

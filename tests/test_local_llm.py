@@ -215,7 +215,7 @@ def test_demo_local_model_path_runs_a_day_end_to_end(run_env, monkeypatch) -> No
         summary = daily_digest(date=date(2026, 6, 30))
     text = (run_env / "output" / "2026-06-30.md").read_text(encoding="utf-8")
     assert validate_digest(text) == []
-    assert summary["llm_calls"] > 0
+    assert summary.llm_calls > 0
     with open_catalog(load_settings(), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM llm_calls WHERE NOT cache_hit AND "
                            "status = 'ok'").fetchone()[0] > 0
