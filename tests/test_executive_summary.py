@@ -178,7 +178,7 @@ async def _no_wait(seconds: float) -> None:
 
 
 @pytest.mark.parametrize(("kind", "status"), [("500", "failed"), ("malformed-json", "invalid")])
-def test_write_executive_summary_lists_the_papers_when_the_model_fails(kind: str, status: str) -> None:
+def test_write_executive_summary_lists_papers_when_model_fails(kind: str, status: str) -> None:
     papers = _day_papers()
     with FakeLLMServer(faults=[LLMFault(kind, count=0)]) as server:
         client = LLMClient(model="openai/fake-model", api_base=server.base_url,
