@@ -66,12 +66,13 @@ def guard_prefect_temporary_server() -> None:
     class GuardedServer(server_module.SubprocessASGIServer):
         def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
             # Prefect's own command and environment; only the session differs. The module's
-            # `subprocess` name serves this one Popen call alone.
-            server_module.subprocess = _NewSessionSubprocess()  # type: ignore[assignment]
+            # `subprocess` name serves this one Popen call alone (a name it imports, hence
+            # not exported in its types; and our stand-in is not a module).
+            server_module.subprocess = _NewSessionSubprocess()  # type: ignore[attr-defined,assignment]
             try:
                 process = super()._run_uvicorn_command()
             finally:
-                server_module.subprocess = subprocess
+                server_module.subprocess = subprocess  # type: ignore[attr-defined]
             guard(process.pid)
             return process
 

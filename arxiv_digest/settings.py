@@ -173,12 +173,12 @@ def _describe_error(err: Any) -> str:
     return f"{shown}: {str(err['msg']).removeprefix('Value error, ')}"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the settings once; a validation problem becomes one ConfigError line."""
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(_describe_error(err) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None

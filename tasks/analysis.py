@@ -93,7 +93,7 @@ def render_fulltext_analysis(paper: Paper, a: FulltextAnalysis, language: str) -
 
 def build_analysis_request(
     paper: Paper, fulltext: str | None, *, topic: str, language: str
-) -> LLMRequest[AbstractAnalysis] | LLMRequest[FulltextAnalysis]:
+) -> LLMRequest[AbstractAnalysis | FulltextAnalysis]:
     if fulltext:
         prompt = load_prompt("analysis_fulltext", language)
         return LLMRequest(stage="analysis_fulltext", subject=paper.versioned_id, prompt=prompt,
@@ -108,8 +108,8 @@ def build_analysis_request(
                       schema=AbstractAnalysis, language=language, max_tokens=1500)
 
 
-def analysis_row(paper: Paper, outcome: Outcome, fulltext: str | None, *, topic: str,
-                 language: str) -> Analysis:
+def analysis_row(paper: Paper, outcome: Outcome[AbstractAnalysis | FulltextAnalysis],
+                 fulltext: str | None, *, topic: str, language: str) -> Analysis:
     template = TEMPLATE_FULLTEXT if fulltext else TEMPLATE_ABSTRACT
     value = outcome.value
     if value is None:
@@ -130,6 +130,6 @@ async def analyse_papers(client: LLMClient, papers: Sequence[Paper],
     """One analysis per selected paper; a failure is recorded, never raised."""
     requests = [build_analysis_request(p, fulltexts.get(p.arxiv_id), topic=topic,
                                        language=language) for p in papers]
-    outcomes = await client.structured_many(requests)  # type: ignore[arg-type]
+    outcomes = await client.structured_many(requests)
     return [analysis_row(p, o, fulltexts.get(p.arxiv_id), topic=topic, language=language)
             for p, o in zip(papers, outcomes, strict=True)]

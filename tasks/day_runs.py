@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.artifacts import (
@@ -123,9 +124,13 @@ class DayRun:
         self._lock = threading.Lock()
         self._logger = get_run_logger()
         self._watcher = current_watcher()
-        self._progress = create_progress_artifact(
-            progress=0.0, key=f"{record.flow}-progress",
-            description=f"{record.flow}: days finished of {len(days)}") if len(days) > 1 else None
+        self._progress: UUID | None = None
+        if len(days) > 1:
+            progress = create_progress_artifact(
+                progress=0.0, key=f"{record.flow}-progress",
+                description=f"{record.flow}: days finished of {len(days)}")
+            assert isinstance(progress, UUID)  # a coroutine only when called from async code
+            self._progress = progress
 
     # -- what the day pipeline calls --------------------------------------------------------------
 

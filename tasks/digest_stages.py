@@ -67,7 +67,7 @@ def summarize_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Pape
     """The executive summary (Markdown) and how it came about (its status)."""
     gists = {a.arxiv_id: a.fields_json for a in analyses if a.fields_json}
     summary, outcome = llm.run(write_executive_summary(
-        llm.client, papers, gists, day=llm.day, topic=settings.topic,  # type: ignore[arg-type]
+        llm.client, papers, gists, day=llm.day, topic=settings.topic,
         language=settings.language))
     return summary, outcome.status
 

@@ -61,8 +61,9 @@ def render_summary(summary: ExecutiveSummary, papers: Sequence[Paper], *, day: d
     titles = {p.versioned_id: p.title for p in papers}
 
     def cite(note: PaperNote) -> str:
-        return text["cite"].format(title=_t(titles[note.arxiv_id]), arxiv_id=note.arxiv_id,
-                                   note=_t(note.note))
+        template: str = text["cite"]
+        return template.format(title=_t(titles[note.arxiv_id]), arxiv_id=note.arxiv_id,
+                               note=_t(note.note))
 
     published = day.fromordinal(day.toordinal() - 1).isoformat()
     parts = [text["title"].format(date=published, topic=_t(topic)), _t(summary.overview),
@@ -84,7 +85,7 @@ def fallback_summary(papers: Sequence[Paper], *, language: str) -> str:
 
 async def write_executive_summary(client: LLMClient, papers: Sequence[Paper],
                                   gists: dict[str, str], *, day: date, topic: str,
-                                  language: str) -> tuple[str, Outcome]:
+                                  language: str) -> tuple[str, Outcome[ExecutiveSummary]]:
     if not papers:
         return fallback_summary(papers, language=language), Outcome(None, "ok")
     outcome = await client.structured(

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.flow_runs import wait_for_flow_run
 from prefect.utilities.asyncutils import run_coro_as_sync
@@ -22,12 +23,15 @@ WAITING_AT_ONCE = 64
 def fan_out_days(deployment: str, days: list[date], parameters: Callable[[date], dict[str, Any]],
                  parent: str) -> dict[date, UUID]:
     """Start one run of `deployment` per day (returning at once); the run ids by day."""
-    return {
-        day: run_deployment(
+    runs: dict[date, UUID] = {}
+    for day in days:
+        run = run_deployment(
             deployment, timeout=0, as_subflow=False, parameters=parameters(day),
             # A retried fan-out finds the runs it already created instead of doubling them.
-            idempotency_key=f"{parent}:{day.isoformat()}").id
-        for day in days}
+            idempotency_key=f"{parent}:{day.isoformat()}")
+        assert isinstance(run, FlowRun)  # a coroutine only when called from async code
+        runs[day] = run.id
+    return runs
 
 
 def wait_for_day_runs(runs: Mapping[date, UUID],
@@ -50,7 +54,9 @@ async def _wait_all(runs: Mapping[date, UUID],
 
         async def wait(day: date, run_id: UUID) -> tuple[date, str]:
             async with gate:
-                run = await wait_for_flow_run(run_id, timeout=None, client=client)
+                # Typed here: mypy cannot solve the inferred-variance TypeVar of Prefect's
+                # inject_client decorator.
+                run: FlowRun = await wait_for_flow_run(run_id, timeout=None, client=client)
             return day, run.state.type.value if run.state is not None else "UNKNOWN"
 
         for next_end in asyncio.as_completed([wait(d, r) for d, r in runs.items()]):

@@ -98,7 +98,7 @@ def check_well_formed(content: bytes) -> str | None:
     return None
 
 
-class ArxivFeedClient(arxiv.Client):
+class ArxivFeedClient(arxiv.Client):  # type: ignore[misc]  # arxiv ships no types: Any
     """The `arxiv` client with our endpoint, etiquette delay, backoff and strict page checks.
 
     The client keeps doing what it is good at (URL building, pagination, entry parsing); this

@@ -183,7 +183,8 @@ def parquet_bytes(table: pa.Table) -> bytes:
     """Deterministic Parquet: the same rows give the same bytes, so re-runs keep file hashes."""
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", write_statistics=True)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 @dataclass(frozen=True)
@@ -482,7 +483,7 @@ class Lake:
             if info.type != pafs.FileType.File or info.size != len(data):
                 return False
             with self.fs.open_input_stream(path) as handle:
-                existing = handle.read()
+                existing: bytes = handle.read()
         except OSError:
             return False
         return existing == data

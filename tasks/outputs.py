@@ -36,16 +36,14 @@ class RenderedDigest(NamedTuple):
 def build_digest(day: date, topic: str, language: str, summary_md: str, papers: list[Paper],
                  analyses: list[Analysis], findings: dict[str, list[Finding]]) -> Digest:
     """The renderer's input: selected papers in rank order, failed analyses as placeholders."""
-    by_id = {a.arxiv_id: a for a in analyses}
+    markdown = {a.arxiv_id: a.markdown for a in analyses}
     return Digest(
         digest_date=day, topic=topic, executive_summary_md=summary_md,
         papers=tuple(
             DigestPaper(
                 arxiv_id=p.versioned_id, title=p.title, authors=p.authors,
                 published=p.published.date(), categories=p.categories, abstract=p.abstract,
-                analysis_md=(by_id[p.arxiv_id].markdown if p.arxiv_id in by_id
-                             and by_id[p.arxiv_id].markdown
-                             else failed_analysis_placeholder(language)),
+                analysis_md=markdown.get(p.arxiv_id) or failed_analysis_placeholder(language),
                 key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])))
             for p in papers))
 

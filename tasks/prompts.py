@@ -78,7 +78,7 @@ OUTPUT_TEXT = "output_text.toml"
 
 
 @cache
-def _output_texts() -> dict[str, Any]:
+def _output_texts() -> dict[str, dict[str, dict[str, Any]]]:
     path = PROMPTS_DIR / OUTPUT_TEXT
     try:
         with path.open("rb") as handle:
