@@ -5,8 +5,9 @@ from __future__ import annotations
 MAX_WAIT_S = 60.0
 
 
-def backoff_seconds(base_s: float, attempt: int, jitter: float,
-                    retry_after: float | None = None) -> float:
+def backoff_seconds(
+    base_s: float, attempt: int, jitter: float, retry_after: float | None = None
+) -> float:
     """Exponential backoff with jitter (`jitter` in [0, 1) scales it by 0.5-1), never shorter
     than the server's Retry-After, so parallel clients do not retry in lockstep.
 

@@ -19,8 +19,17 @@ _GROUPS: dict[str, str] = {
     "stat": "AP CO ME ML OT TH",
 }
 # Archives that are categories on their own (no subject class).
-_STANDALONE = ["gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th", "math-ph", "nucl-ex", "nucl-th",
-               "quant-ph"]
+_STANDALONE = [
+    "gr-qc",
+    "hep-ex",
+    "hep-lat",
+    "hep-ph",
+    "hep-th",
+    "math-ph",
+    "nucl-ex",
+    "nucl-th",
+    "quant-ph",
+]
 
 KNOWN_CATEGORIES: frozenset[str] = frozenset(
     [f"{group}.{sub}" for group, subs in _GROUPS.items() for sub in subs.split()] + _STANDALONE

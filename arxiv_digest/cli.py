@@ -59,32 +59,52 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build one digest day (plus lookback re-scans)")
     run.add_argument("--date", help="digest date YYYY-MM-DD (default: today, UTC)")
-    run.add_argument("--allow-empty", action="store_true",
-                     help="accept a day with no papers instead of failing")
-    run.add_argument("--ingest-only", action="store_true",
-                     help="fetch, dedupe and store papers; skip the LLM stages and rendering")
-    run.add_argument("--retry-failed", action="store_true",
-                     help="ask the LLM again where its answers stayed invalid in earlier runs")
+    run.add_argument(
+        "--allow-empty", action="store_true", help="accept a day with no papers instead of failing"
+    )
+    run.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="fetch, dedupe and store papers; skip the LLM stages and rendering",
+    )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="ask the LLM again where its answers stayed invalid in earlier runs",
+    )
 
     backfill = sub.add_parser("backfill", help="build every digest day of a date range")
     backfill.add_argument("--start", required=True, help="first digest date YYYY-MM-DD")
     backfill.add_argument("--end", required=True, help="last digest date YYYY-MM-DD (inclusive)")
     backfill.add_argument("--allow-empty", action="store_true")
     backfill.add_argument("--yes", action="store_true", help="confirm a very long range")
-    backfill.add_argument("--ingest-only", action="store_true",
-                          help="skip the LLM stages and rendering")
-    backfill.add_argument("--parallel", type=int, default=2, metavar="N",
-                          help="days processed at once (default 2)")
+    backfill.add_argument(
+        "--ingest-only", action="store_true", help="skip the LLM stages and rendering"
+    )
+    backfill.add_argument(
+        "--parallel", type=int, default=2, metavar="N", help="days processed at once (default 2)"
+    )
     backfill.add_argument("--force", action="store_true", help="redo days already finished")
-    backfill.add_argument("--retry-failed", action="store_true",
-                          help="also redo days whose LLM answers stayed invalid, asking those "
-                               "requests again")
-    backfill.add_argument("--no-progress", action="store_true",
-                          help="no progress bar (logs and the Prefect artifact still report)")
-    backfill.add_argument("--distributed", action="store_true",
-                          help="fan days out to the work pool of the `backfill` deployment")
-    backfill.add_argument("--deployment", default="backfill/backfill",
-                          help="deployment used by --distributed (default backfill/backfill)")
+    backfill.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also redo days whose LLM answers stayed invalid, asking those requests again",
+    )
+    backfill.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (logs and the Prefect artifact still report)",
+    )
+    backfill.add_argument(
+        "--distributed",
+        action="store_true",
+        help="fan days out to the work pool of the `backfill` deployment",
+    )
+    backfill.add_argument(
+        "--deployment",
+        default="backfill/backfill",
+        help="deployment used by --distributed (default backfill/backfill)",
+    )
 
     catalog = sub.add_parser("catalog", help="manage the DuckDB catalog")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
@@ -97,8 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="run SQL against the catalog (read-only)")
     query.add_argument("sql", nargs="?", help="SQL text, or omit and use --name")
     query.add_argument("--name", help="an example query from sql/queries/ (file stem)")
-    query.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                       help="a $KEY parameter of the query (repeatable)")
+    query.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a $KEY parameter of the query (repeatable)",
+    )
     return parser
 
 
@@ -136,11 +161,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     _install_log_filter()
     guard_prefect_temporary_server()  # a killed run must not leave Prefect's server behind
-    summary = daily_digest(date=target, allow_empty=args.allow_empty,
-                           digest=not args.ingest_only, retry_failed=args.retry_failed)
-    print(f"digest {target}: {summary.candidates} candidates, {summary.papers_added} new "
-          f"papers, {summary.dropped} dropped, {summary.llm_calls} LLM calls; "
-          "catalog updated")
+    summary = daily_digest(
+        date=target,
+        allow_empty=args.allow_empty,
+        digest=not args.ingest_only,
+        retry_failed=args.retry_failed,
+    )
+    print(
+        f"digest {target}: {summary.candidates} candidates, {summary.papers_added} new "
+        f"papers, {summary.dropped} dropped, {summary.llm_calls} LLM calls; "
+        "catalog updated"
+    )
     return 0
 
 
@@ -167,22 +198,38 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         from flows.backfill import distributed_backfill
 
         with _progress_bar(args, "day runs") as bar, watching(bar):
-            result = distributed_backfill(start=start, end=end, deployment=args.deployment,
-                                          allow_empty=args.allow_empty, confirmed=args.yes,
-                                          digest=not args.ingest_only, force=args.force,
-                                          retry_failed=args.retry_failed)
-        print(f"distributed backfill {start}..{end}: {result.fanned_out} day runs, "
-              f"{len(result.skipped)} skipped as finished; catalog rebuilt from the lake")
+            result = distributed_backfill(
+                start=start,
+                end=end,
+                deployment=args.deployment,
+                allow_empty=args.allow_empty,
+                confirmed=args.yes,
+                digest=not args.ingest_only,
+                force=args.force,
+                retry_failed=args.retry_failed,
+            )
+        print(
+            f"distributed backfill {start}..{end}: {result.fanned_out} day runs, "
+            f"{len(result.skipped)} skipped as finished; catalog rebuilt from the lake"
+        )
         return 0
     with _progress_bar(args, "days") as bar, watching(bar):
-        summary = backfill(start=start, end=end, max_parallel_days=args.parallel,
-                           allow_empty=args.allow_empty, confirmed=args.yes,
-                           digest=not args.ingest_only, force=args.force,
-                           retry_failed=args.retry_failed)
-    print(f"backfill {start}..{end}: {len(days)} day{'s' * (len(days) != 1)} "
-          f"({len(summary.per_day)} done, "
-          f"{len(summary.skipped)} skipped as finished), {summary.papers_added} new "
-          f"papers, {summary.llm_calls} LLM calls, ${summary.cost_usd:.4f}")
+        summary = backfill(
+            start=start,
+            end=end,
+            max_parallel_days=args.parallel,
+            allow_empty=args.allow_empty,
+            confirmed=args.yes,
+            digest=not args.ingest_only,
+            force=args.force,
+            retry_failed=args.retry_failed,
+        )
+    print(
+        f"backfill {start}..{end}: {len(days)} day{'s' * (len(days) != 1)} "
+        f"({len(summary.per_day)} done, "
+        f"{len(summary.skipped)} skipped as finished), {summary.papers_added} new "
+        f"papers, {summary.llm_calls} LLM calls, ${summary.cost_usd:.4f}"
+    )
     return 0
 
 
@@ -207,8 +254,10 @@ def _cmd_import_digest(args: argparse.Namespace) -> int:
         if item.imported:
             print(f"{item.path}: imported digest {item.day} ({item.papers} papers)")
         else:
-            print(f"{item.path}: a digest for {item.day} is already in the lake "
-                  "(use --force to replace)")
+            print(
+                f"{item.path}: a digest for {item.day} is already in the lake "
+                "(use --force to replace)"
+            )
     return 0
 
 
@@ -235,8 +284,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "backfill": _cmd_backfill, "catalog": _cmd_catalog,
-            "import-digest": _cmd_import_digest, "query": _cmd_query}
+COMMANDS = {
+    "run": _cmd_run,
+    "backfill": _cmd_backfill,
+    "catalog": _cmd_catalog,
+    "import-digest": _cmd_import_digest,
+    "query": _cmd_query,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,8 @@ def parse_date(text: str, *, what: str = "date") -> date:
 def check_digest_date(day: date, today: date, *, what: str = "date") -> date:
     if day > today:
         raise ConfigError(
-            f"{what} {day.isoformat()} is in the future (today is {today.isoformat()} UTC)")
+            f"{what} {day.isoformat()} is in the future (today is {today.isoformat()} UTC)"
+        )
     if day < FIRST_DIGEST:
         raise ConfigError(f"{what} {day.isoformat()} is before arXiv's first papers (1991-08-14)")
     return day
@@ -43,16 +44,24 @@ def scan_days(target: date, lookback_days: int) -> list[date]:
     return [target - timedelta(days=offset) for offset in range(lookback_days + 1)]
 
 
-def date_range(start: date, end: date, today: date, *, max_days: int = MAX_BACKFILL_DAYS,
-               confirmed: bool = False) -> list[date]:
+def date_range(
+    start: date,
+    end: date,
+    today: date,
+    *,
+    max_days: int = MAX_BACKFILL_DAYS,
+    confirmed: bool = False,
+) -> list[date]:
     """Every day of an inclusive range, validated."""
     check_digest_date(start, today, what="start date")
     check_digest_date(end, today, what="end date")
     if end < start:
         raise ConfigError(
-            f"the range is reversed: start {start.isoformat()} is after end {end.isoformat()}")
+            f"the range is reversed: start {start.isoformat()} is after end {end.isoformat()}"
+        )
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     if len(days) > max_days and not confirmed:
         raise ConfigError(
-            f"the range spans {len(days)} days (more than {max_days}); pass --yes to confirm")
+            f"the range spans {len(days)} days (more than {max_days}); pass --yes to confirm"
+        )
     return days

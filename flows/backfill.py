@@ -24,9 +24,16 @@ from tasks.resume import day_complete
 
 
 @flow(name="backfill")
-def backfill(start: date, end: date, max_parallel_days: int = 2, allow_empty: bool = False,
-             confirmed: bool = False, digest: bool = True, force: bool = False,
-             retry_failed: bool = False) -> RunSummary:
+def backfill(
+    start: date,
+    end: date,
+    max_parallel_days: int = 2,
+    allow_empty: bool = False,
+    confirmed: bool = False,
+    digest: bool = True,
+    force: bool = False,
+    retry_failed: bool = False,
+) -> RunSummary:
     """Every digest day from `start` to `end` (inclusive); finished days are skipped.
 
     A day is finished when it was completed under the same configuration and prompt hashes
@@ -34,19 +41,32 @@ def backfill(start: date, end: date, max_parallel_days: int = 2, allow_empty: bo
     change redoes every day. `retry_failed` also redoes days with answers that stayed invalid,
     asking those requests again.
     """
-    todo = days_to_do(start, end, confirmed=confirmed, digest=digest, force=force,
-                      retry_failed=retry_failed)
-    plan = DayPlan(primary=set(todo.days), allow_empty=allow_empty, digest=digest,
-                   parallel=max(1, max_parallel_days), stop_on_error=False,
-                   retry_failed=retry_failed, skipped=todo.skipped)
-    summary = run_days(digest_day, todo.days, plan, settings=todo.settings, lake=todo.lake,
-                       flow="backfill")
-    create_markdown_artifact(key="backfill-summary", markdown=summary.as_markdown(),
-                             description=f"backfill {start}..{end}")
+    todo = days_to_do(
+        start, end, confirmed=confirmed, digest=digest, force=force, retry_failed=retry_failed
+    )
+    plan = DayPlan(
+        primary=set(todo.days),
+        allow_empty=allow_empty,
+        digest=digest,
+        parallel=max(1, max_parallel_days),
+        stop_on_error=False,
+        retry_failed=retry_failed,
+        skipped=todo.skipped,
+    )
+    summary = run_days(
+        digest_day, todo.days, plan, settings=todo.settings, lake=todo.lake, flow="backfill"
+    )
+    create_markdown_artifact(
+        key="backfill-summary",
+        markdown=summary.as_markdown(),
+        description=f"backfill {start}..{end}",
+    )
     if summary.failed:
         first_day, first_error = next(iter(sorted(summary.failed.items())))
-        raise DigestError(f"backfill: {len(summary.failed)} of {len(todo.all_days)} days failed "
-                          f"(first: {first_day}: {first_error}); re-run to resume")
+        raise DigestError(
+            f"backfill: {len(summary.failed)} of {len(todo.all_days)} days failed "
+            f"(first: {first_day}: {first_error}); re-run to resume"
+        )
     return summary
 
 
@@ -62,37 +82,63 @@ class DistributedSummary:
 
 
 @flow(name="distributed-backfill")
-def distributed_backfill(start: date, end: date, deployment: str = "backfill/backfill",
-                         allow_empty: bool = False, confirmed: bool = False,
-                         digest: bool = True, force: bool = False,
-                         retry_failed: bool = False) -> DistributedSummary:
+def distributed_backfill(
+    start: date,
+    end: date,
+    deployment: str = "backfill/backfill",
+    allow_empty: bool = False,
+    confirmed: bool = False,
+    digest: bool = True,
+    force: bool = False,
+    retry_failed: bool = False,
+) -> DistributedSummary:
     """Fan the unfinished days out to a work pool, one single-day backfill run each.
 
     Workers on any machine pick the runs up; the lake (S3, or a path all workers share) is the
     only shared state, and day leases keep two runs off one day. When every run has ended, this
     machine's DuckDB catalog is rebuilt from the lake.
     """
-    todo = days_to_do(start, end, confirmed=confirmed, digest=digest, force=force,
-                      retry_failed=retry_failed)
-    runs = fan_out_days(deployment, todo.days, parent=str(flow_run.id or "local"),
-                        parameters=lambda d: {
-                            "start": d.isoformat(), "end": d.isoformat(),
-                            "max_parallel_days": 1, "allow_empty": allow_empty,
-                            "digest": digest, "force": force, "retry_failed": retry_failed})
-    get_run_logger().info("fanned out %d day(s) to %s; %d already finished; a run stays "
-                          "SCHEDULED until a worker polls the pool", len(runs), deployment,
-                          len(todo.skipped))
+    todo = days_to_do(
+        start, end, confirmed=confirmed, digest=digest, force=force, retry_failed=retry_failed
+    )
+    runs = fan_out_days(
+        deployment,
+        todo.days,
+        parent=str(flow_run.id or "local"),
+        parameters=lambda d: {
+            "start": d.isoformat(),
+            "end": d.isoformat(),
+            "max_parallel_days": 1,
+            "allow_empty": allow_empty,
+            "digest": digest,
+            "force": force,
+            "retry_failed": retry_failed,
+        },
+    )
+    get_run_logger().info(
+        "fanned out %d day(s) to %s; %d already finished; a run stays "
+        "SCHEDULED until a worker polls the pool",
+        len(runs),
+        deployment,
+        len(todo.skipped),
+    )
     states = wait_for_day_runs(runs, ended=todo.report)
     counts = rebuild_catalog(todo.settings, todo.lake)
     if digest:
         write_outputs_from_lake(todo.settings, todo.lake, todo.all_days)
     failed = sorted(d.isoformat() for d, s in states.items() if s != "COMPLETED")
     if failed:
-        raise DigestError(f"distributed backfill: {len(failed)} day run(s) did not complete "
-                          f"(first: {failed[0]}); re-run to resume")
-    return DistributedSummary(days=[d.isoformat() for d in todo.all_days], fanned_out=len(runs),
-                              skipped=[d.isoformat() for d in todo.skipped], failed=failed,
-                              catalog=counts)
+        raise DigestError(
+            f"distributed backfill: {len(failed)} day run(s) did not complete "
+            f"(first: {failed[0]}); re-run to resume"
+        )
+    return DistributedSummary(
+        days=[d.isoformat() for d in todo.all_days],
+        fanned_out=len(runs),
+        skipped=[d.isoformat() for d in todo.skipped],
+        failed=failed,
+        catalog=counts,
+    )
 
 
 @dataclass(frozen=True)
@@ -115,8 +161,9 @@ class DaysToDo:
             self.watcher.day_ended(day, "done" if state == "COMPLETED" else "failed")
 
 
-def days_to_do(start: date, end: date, *, confirmed: bool, digest: bool, force: bool,
-               retry_failed: bool) -> DaysToDo:
+def days_to_do(
+    start: date, end: date, *, confirmed: bool, digest: bool, force: bool, retry_failed: bool
+) -> DaysToDo:
     """Both backfills' prologue: settings, the range, preflight, the days not finished (all of
     them with `force`); the progress watcher, if any, learns how many."""
     settings = load_settings()

@@ -14,8 +14,12 @@ from tasks.preflight import preflight
 
 
 @flow(name="daily-digest")
-def daily_digest(date: dt.date | None = None, allow_empty: bool = False,
-                 digest: bool = True, retry_failed: bool = False) -> RunSummary:
+def daily_digest(
+    date: dt.date | None = None,
+    allow_empty: bool = False,
+    digest: bool = True,
+    retry_failed: bool = False,
+) -> RunSummary:
     """Build digest day `date` (default: today, UTC): papers first published the day before.
 
     `retry_failed` asks again the LLM requests whose answers stayed invalid in earlier runs.
@@ -23,10 +27,18 @@ def daily_digest(date: dt.date | None = None, allow_empty: bool = False,
     settings = load_settings()
     target = check_digest_date(date or today_utc(), today_utc())
     lake = preflight(settings, digest=digest)
-    plan = DayPlan(primary={target}, allow_empty=allow_empty, digest=digest,
-                   retry_failed=retry_failed)
-    return run_days(digest_day, scan_days(target, settings.lookback_days), plan,
-                    settings=settings, lake=lake, flow="daily-digest", target=target)
+    plan = DayPlan(
+        primary={target}, allow_empty=allow_empty, digest=digest, retry_failed=retry_failed
+    )
+    return run_days(
+        digest_day,
+        scan_days(target, settings.lookback_days),
+        plan,
+        settings=settings,
+        lake=lake,
+        flow="daily-digest",
+        target=target,
+    )
 
 
 if __name__ == "__main__":

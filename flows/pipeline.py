@@ -50,5 +50,14 @@ def digest_day(day: date, run: DayRun) -> RenderedDigest | None:
             analyses = analyse_day(settings, lake, llm, chosen, fulltexts)
             selected, analyses = in_rank_order(chosen, analyses, ranking.result())
             summary_md, summary_status = summarize_day(settings, lake, llm, selected, analyses)
-            return render_day(settings, lake, day, summary_md, summary_status, selected,
-                              analyses, findings.result(), llm.finish())
+            return render_day(
+                settings,
+                lake,
+                day,
+                summary_md,
+                summary_status,
+                selected,
+                analyses,
+                findings.result(),
+                llm.finish(),
+            )

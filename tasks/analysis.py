@@ -67,15 +67,25 @@ def _numbered(items: Sequence[str]) -> str:
     return "\n".join(f"{n}.  {_text(i)}" for n, i in enumerate(items, 1))
 
 
-def render_abstract_analysis(paper: Paper, a: AbstractAnalysis, language: str,
-                             topic: str) -> str:
+def render_abstract_analysis(paper: Paper, a: AbstractAnalysis, language: str, topic: str) -> str:
     h = output_text("analysis", language)
     s = h["abstract_sections"]
-    blocks = [h["abstract_intro"].format(topic=_text(topic)),
-              h["abstract_title"].format(title=_text(paper.title)),
-              s[0], _text(a.contribution), s[1], _bullets(a.innovations), s[2],
-              _bullets(a.impact), s[3], _bullets(a.applications), s[4], _bullets(a.limitations),
-              h["relevance"].format(topic=_text(topic)), _text(a.relevance)]
+    blocks = [
+        h["abstract_intro"].format(topic=_text(topic)),
+        h["abstract_title"].format(title=_text(paper.title)),
+        s[0],
+        _text(a.contribution),
+        s[1],
+        _bullets(a.innovations),
+        s[2],
+        _bullets(a.impact),
+        s[3],
+        _bullets(a.applications),
+        s[4],
+        _bullets(a.limitations),
+        h["relevance"].format(topic=_text(topic)),
+        _text(a.relevance),
+    ]
     return "\n\n".join(blocks)
 
 
@@ -83,11 +93,23 @@ def render_fulltext_analysis(paper: Paper, a: FulltextAnalysis, language: str) -
     h = output_text("analysis", language)
     s = h["fulltext_sections"]
     title = _text(paper.title)
-    blocks = [h["fulltext_intro"].format(title=title), h["paper_title"].format(title=title),
-              h["authors"].format(authors=_text(", ".join(paper.authors))),
-              s[0], _text(a.research_question), s[1], _numbered(a.innovations), s[2],
-              _bullets(a.results), s[3], _bullets(a.limitations), s[4],
-              _bullets(a.future_directions), s[5], _text(a.conclusion)]
+    blocks = [
+        h["fulltext_intro"].format(title=title),
+        h["paper_title"].format(title=title),
+        h["authors"].format(authors=_text(", ".join(paper.authors))),
+        s[0],
+        _text(a.research_question),
+        s[1],
+        _numbered(a.innovations),
+        s[2],
+        _bullets(a.results),
+        s[3],
+        _bullets(a.limitations),
+        s[4],
+        _bullets(a.future_directions),
+        s[5],
+        _text(a.conclusion),
+    ]
     return "\n\n".join(blocks)
 
 
@@ -96,40 +118,85 @@ def build_analysis_request(
 ) -> LLMRequest[AbstractAnalysis | FulltextAnalysis]:
     if fulltext:
         prompt = load_prompt("analysis_fulltext", language)
-        return LLMRequest(stage="analysis_fulltext", subject=paper.versioned_id, prompt=prompt,
-                          messages=prompt.messages(topic=topic,
-                                                   title=data_block_text(paper.title),
-                                                   fulltext=data_block_text(fulltext)),
-                          schema=FulltextAnalysis, language=language, max_tokens=2000)
+        return LLMRequest(
+            stage="analysis_fulltext",
+            subject=paper.versioned_id,
+            prompt=prompt,
+            messages=prompt.messages(
+                topic=topic, title=data_block_text(paper.title), fulltext=data_block_text(fulltext)
+            ),
+            schema=FulltextAnalysis,
+            language=language,
+            max_tokens=2000,
+        )
     prompt = load_prompt("analysis_abstract", language)
-    return LLMRequest(stage="analysis_abstract", subject=paper.versioned_id, prompt=prompt,
-                      messages=prompt.messages(topic=topic, title=data_block_text(paper.title),
-                                               abstract=data_block_text(paper.abstract)),
-                      schema=AbstractAnalysis, language=language, max_tokens=1500)
+    return LLMRequest(
+        stage="analysis_abstract",
+        subject=paper.versioned_id,
+        prompt=prompt,
+        messages=prompt.messages(
+            topic=topic,
+            title=data_block_text(paper.title),
+            abstract=data_block_text(paper.abstract),
+        ),
+        schema=AbstractAnalysis,
+        language=language,
+        max_tokens=1500,
+    )
 
 
-def analysis_row(paper: Paper, outcome: Outcome[AbstractAnalysis | FulltextAnalysis],
-                 fulltext: str | None, *, topic: str, language: str) -> Analysis:
+def analysis_row(
+    paper: Paper,
+    outcome: Outcome[AbstractAnalysis | FulltextAnalysis],
+    fulltext: str | None,
+    *,
+    topic: str,
+    language: str,
+) -> Analysis:
     template = TEMPLATE_FULLTEXT if fulltext else TEMPLATE_ABSTRACT
     value = outcome.value
     if value is None:
-        return Analysis(paper.arxiv_id, paper.version, template, language, None, None,
-                        outcome.status, outcome.error)
+        return Analysis(
+            paper.arxiv_id,
+            paper.version,
+            template,
+            language,
+            None,
+            None,
+            outcome.status,
+            outcome.error,
+        )
     if isinstance(value, FulltextAnalysis):
         markdown = render_fulltext_analysis(paper, value, language)
     else:
         markdown = render_abstract_analysis(paper, value, language, topic)
-    return Analysis(paper.arxiv_id, paper.version, template, language,
-                    json.dumps(value.model_dump(), ensure_ascii=False, sort_keys=True), markdown,
-                    outcome.status, None)
+    return Analysis(
+        paper.arxiv_id,
+        paper.version,
+        template,
+        language,
+        json.dumps(value.model_dump(), ensure_ascii=False, sort_keys=True),
+        markdown,
+        outcome.status,
+        None,
+    )
 
 
-async def analyse_papers(client: LLMClient, papers: Sequence[Paper],
-                         fulltexts: dict[str, str | None], *, topic: str,
-                         language: str) -> list[Analysis]:
+async def analyse_papers(
+    client: LLMClient,
+    papers: Sequence[Paper],
+    fulltexts: dict[str, str | None],
+    *,
+    topic: str,
+    language: str,
+) -> list[Analysis]:
     """One analysis per selected paper; a failure is recorded, never raised."""
-    requests = [build_analysis_request(p, fulltexts.get(p.arxiv_id), topic=topic,
-                                       language=language) for p in papers]
+    requests = [
+        build_analysis_request(p, fulltexts.get(p.arxiv_id), topic=topic, language=language)
+        for p in papers
+    ]
     outcomes = await client.structured_many(requests)
-    return [analysis_row(p, o, fulltexts.get(p.arxiv_id), topic=topic, language=language)
-            for p, o in zip(papers, outcomes, strict=True)]
+    return [
+        analysis_row(p, o, fulltexts.get(p.arxiv_id), topic=topic, language=language)
+        for p, o in zip(papers, outcomes, strict=True)
+    ]

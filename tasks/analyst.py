@@ -28,26 +28,67 @@ from arxiv_digest.errors import CatalogError
 from arxiv_digest.settings import Settings
 
 # Table functions whose positional arguments are file paths or globs.
-FILE_TABLE_FUNCTIONS = frozenset({
-    "read_parquet", "parquet_scan", "parquet_metadata", "parquet_schema", "parquet_file_metadata",
-    "parquet_kv_metadata", "parquet_full_metadata",
-    "read_csv", "read_csv_auto", "sniff_csv",
-    "read_json", "read_json_auto", "read_ndjson", "read_ndjson_auto", "read_json_objects",
-    "read_json_objects_auto", "read_ndjson_objects",
-    "read_text", "read_blob", "glob",
-})
+FILE_TABLE_FUNCTIONS = frozenset(
+    {
+        "read_parquet",
+        "parquet_scan",
+        "parquet_metadata",
+        "parquet_schema",
+        "parquet_file_metadata",
+        "parquet_kv_metadata",
+        "parquet_full_metadata",
+        "read_csv",
+        "read_csv_auto",
+        "sniff_csv",
+        "read_json",
+        "read_json_auto",
+        "read_ndjson",
+        "read_ndjson_auto",
+        "read_json_objects",
+        "read_json_objects_auto",
+        "read_ndjson_objects",
+        "read_text",
+        "read_blob",
+        "glob",
+    }
+)
 
 # Table functions that only compute or describe the catalog. Everything not listed here or above
 # is refused: logging/profiling switches, checkpoints, query()/query_table(), secrets, logs.
-PURE_TABLE_FUNCTIONS = frozenset({
-    "range", "generate_series", "unnest", "repeat", "repeat_row", "json_each", "json_tree",
-    "summary", "duckdb_tables", "duckdb_views", "duckdb_columns", "duckdb_schemas",
-    "duckdb_types", "duckdb_functions", "duckdb_constraints", "duckdb_indexes",
-    "duckdb_keywords", "duckdb_databases", "duckdb_dependencies", "duckdb_sequences",
-    "duckdb_settings", "pragma_table_info", "pragma_show", "pragma_version",
-    "pragma_database_size", "pragma_storage_info", "pragma_collations", "pragma_platform",
-    "icu_calendar_names", "pg_timezone_names",
-})
+PURE_TABLE_FUNCTIONS = frozenset(
+    {
+        "range",
+        "generate_series",
+        "unnest",
+        "repeat",
+        "repeat_row",
+        "json_each",
+        "json_tree",
+        "summary",
+        "duckdb_tables",
+        "duckdb_views",
+        "duckdb_columns",
+        "duckdb_schemas",
+        "duckdb_types",
+        "duckdb_functions",
+        "duckdb_constraints",
+        "duckdb_indexes",
+        "duckdb_keywords",
+        "duckdb_databases",
+        "duckdb_dependencies",
+        "duckdb_sequences",
+        "duckdb_settings",
+        "pragma_table_info",
+        "pragma_show",
+        "pragma_version",
+        "pragma_database_size",
+        "pragma_storage_info",
+        "pragma_collations",
+        "pragma_platform",
+        "icu_calendar_names",
+        "pg_timezone_names",
+    }
+)
 
 _PARENT_SEGMENT = re.compile(r"(^|[/\\])\.\.($|[/\\])")
 

@@ -34,8 +34,9 @@ def lake_batch_writer(lake: Lake, day: date, run_id: str) -> BatchWriter:
 
     def write(seq: int, batch: list[LLMCallRecord]) -> None:
         rows = [{**asdict(record), "run_id": run_id} for record in batch]
-        lake.write_day_file("llm_calls", day, call_batch_name(run_id, seq),
-                            lake.rows("llm_calls", rows))
+        lake.write_day_file(
+            "llm_calls", day, call_batch_name(run_id, seq), lake.rows("llm_calls", rows)
+        )
 
     return write
 
@@ -49,9 +50,14 @@ class CallRecorder:
     error), so each record is written exactly once.
     """
 
-    def __init__(self, write: BatchWriter, *, batch_size: int = FLUSH_EVERY,
-                 max_age_s: float = FLUSH_AFTER_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        write: BatchWriter,
+        *,
+        batch_size: int = FLUSH_EVERY,
+        max_age_s: float = FLUSH_AFTER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._write = write
         self.batch_size = batch_size
         self.max_age_s = max_age_s
@@ -84,8 +90,10 @@ class CallRecorder:
     def _due_batch(self, force: bool) -> tuple[int, list[LLMCallRecord]] | None:
         with self._lock:
             if not self._pending or not (
-                    force or len(self._pending) >= self.batch_size
-                    or self._clock() - (self._oldest or 0.0) >= self.max_age_s):
+                force
+                or len(self._pending) >= self.batch_size
+                or self._clock() - (self._oldest or 0.0) >= self.max_age_s
+            ):
                 return None
             batch, self._pending, self._oldest = self._pending, [], None
             self._seq += 1
@@ -107,8 +115,7 @@ class CallRecorder:
         return len(batch)
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self._run, name="llm-calls-recorder",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="llm-calls-recorder", daemon=True)
         self._thread.start()
         return self
 

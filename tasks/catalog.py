@@ -63,15 +63,22 @@ class RunRecord:
     pid: int | None = None
     heartbeat_at: datetime | None = None
     # Parallel days add to the counts and timings at once (and the heartbeat reads them).
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
-                                  compare=False)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def start(cls, flow: str, target: date | None, days: list[date], run_id: str) -> RunRecord:
         """A run starting now, in this process."""
-        return cls(run_id=run_id, flow=flow, target_date=target,
-                   days=[d.isoformat() for d in days], started_at=datetime.now(UTC),
-                   host=socket.gethostname(), pid=os.getpid())
+        return cls(
+            run_id=run_id,
+            flow=flow,
+            target_date=target,
+            days=[d.isoformat() for d in days],
+            started_at=datetime.now(UTC),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -108,31 +115,53 @@ class RunRecord:
     def snapshot(self) -> RunRecord:
         """A copy of the mutable fields, taken while no day thread is changing them."""
         with self._lock:
-            return replace(self, days=list(self.days),
-                                       stage_seconds=dict(self.stage_seconds))
+            return replace(self, days=list(self.days), stage_seconds=dict(self.stage_seconds))
 
     def as_row(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "flow": self.flow, "target_date": self.target_date,
-            "days": self.days, "started_at": self.started_at, "finished_at": self.finished_at,
-            "status": self.status, "candidates": self.candidates,
-            "papers_added": self.papers_added, "dropped": self.dropped,
-            "arxiv_requests": self.arxiv_requests, "llm_calls": self.llm_calls,
+            "run_id": self.run_id,
+            "flow": self.flow,
+            "target_date": self.target_date,
+            "days": self.days,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "status": self.status,
+            "candidates": self.candidates,
+            "papers_added": self.papers_added,
+            "dropped": self.dropped,
+            "arxiv_requests": self.arxiv_requests,
+            "llm_calls": self.llm_calls,
             "cost_usd": self.cost_usd,
-            "stage_seconds": json.dumps(self.stage_seconds, sort_keys=True), "error": self.error,
-            "host": self.host, "pid": self.pid, "heartbeat_at": self.heartbeat_at,
+            "stage_seconds": json.dumps(self.stage_seconds, sort_keys=True),
+            "error": self.error,
+            "host": self.host,
+            "pid": self.pid,
+            "heartbeat_at": self.heartbeat_at,
         }
 
 
-RUNS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("flow", pa.string()), ("target_date", pa.date32()),
-    ("days", pa.list_(pa.string())), ("started_at", pa.timestamp("us", tz="UTC")),
-    ("finished_at", pa.timestamp("us", tz="UTC")), ("status", pa.string()),
-    ("candidates", pa.int32()), ("papers_added", pa.int32()), ("dropped", pa.int32()),
-    ("arxiv_requests", pa.int32()), ("llm_calls", pa.int32()), ("cost_usd", pa.float64()),
-    ("stage_seconds", pa.string()), ("error", pa.string()),
-    ("host", pa.string()), ("pid", pa.int64()), ("heartbeat_at", pa.timestamp("us", tz="UTC")),
-])
+RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("flow", pa.string()),
+        ("target_date", pa.date32()),
+        ("days", pa.list_(pa.string())),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("status", pa.string()),
+        ("candidates", pa.int32()),
+        ("papers_added", pa.int32()),
+        ("dropped", pa.int32()),
+        ("arxiv_requests", pa.int32()),
+        ("llm_calls", pa.int32()),
+        ("cost_usd", pa.float64()),
+        ("stage_seconds", pa.string()),
+        ("error", pa.string()),
+        ("host", pa.string()),
+        ("pid", pa.int64()),
+        ("heartbeat_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 def httpfs_extension_path() -> Path:
@@ -142,7 +171,8 @@ def httpfs_extension_path() -> Path:
     base = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
     version = duckdb.__version__
     matches = sorted(base.glob(f"v{version}/httpfs.duckdb_extension")) or sorted(
-        base.glob("*/httpfs.duckdb_extension"))
+        base.glob("*/httpfs.duckdb_extension")
+    )
     if not matches:
         raise CatalogError(f"no httpfs extension for DuckDB {version} under {base}")
     return matches[0]
@@ -212,7 +242,8 @@ def _looks_corrupt(path: Path) -> bool:
 def _corrupt_catalog(path: Path, detail: str = "not a DuckDB database") -> CorruptCatalogError:
     return CorruptCatalogError(
         f"the catalog {path} is damaged ({detail}): run `arxiv-digest catalog rebuild` to "
-        "recreate it from the lake")
+        "recreate it from the lake"
+    )
 
 
 def check_catalog_path(settings: Settings, *, writing: bool = True) -> None:
@@ -221,8 +252,9 @@ def check_catalog_path(settings: Settings, *, writing: bool = True) -> None:
     path = Path(settings.duckdb_path)
     name = f"DIGEST_DUCKDB_PATH={settings.duckdb_path!r}"
     if path.is_dir():
-        raise CatalogError(f"{name} is a directory: point it at a file, e.g. "
-                           f"{path / 'digest.duckdb'}")
+        raise CatalogError(
+            f"{name} is a directory: point it at a file, e.g. {path / 'digest.duckdb'}"
+        )
     problem = directory_problem(path.parent) if writing else None
     if problem:
         raise CatalogError(f"{name} cannot be created: {problem}")
@@ -239,10 +271,12 @@ def _set_aside(path: Path) -> None:
         if wal.exists():
             wal.replace(path.with_name(f"{path.name}.wal.corrupt"))
     except OSError as exc:
-        raise CatalogError(f"the catalog {path} is damaged and cannot be moved aside: "
-                           f"{exc.strerror or exc}") from None
-    logger.warning("the catalog %s was damaged: moved to %s; rebuilding it from the lake",
-                   path, moved)
+        raise CatalogError(
+            f"the catalog {path} is damaged and cannot be moved aside: {exc.strerror or exc}"
+        ) from None
+    logger.warning(
+        "the catalog %s was damaged: moved to %s; rebuilding it from the lake", path, moved
+    )
 
 
 @contextmanager
@@ -358,8 +392,9 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         if f"empty.{table}" not in existing:
             empty = SCHEMAS[table].append(pa.field(PARTITION, pa.date32())).empty_table()
             with _registered(con, f"empty_{table}", empty) as source:
-                con.execute(Template(sections["empty_table"]).substitute(table=table,
-                                                                         source=source))
+                con.execute(
+                    Template(sections["empty_table"]).substitute(table=table, source=source)
+                )
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
@@ -368,8 +403,9 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     for table in LAKE_TABLES:
         template = sections["lake_view"] if lake.has_data(table) else sections["empty_view"]
         try:
-            con.execute(Template(template).substitute(table=table,
-                                                      glob=_sql_literal(lake.glob(table))))
+            con.execute(
+                Template(template).substitute(table=table, glob=_sql_literal(lake.glob(table)))
+            )
         except duckdb.Error as exc:
             # A view reads every file's schema: a damaged one is named with what to do.
             damaged = _DAMAGED_FILE.search(str(exc))
@@ -383,8 +419,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
 def _upsert_days(con: duckdb.DuckDBPyConnection, run_id: str | None, days: Sequence[str]) -> None:
     if not days:
         return
-    con.execute(sql_sections("catalog.sql")["upsert_days"],
-                {"run_id": run_id, "days": list(days)})
+    con.execute(sql_sections("catalog.sql")["upsert_days"], {"run_id": run_id, "days": list(days)})
 
 
 def _insert_run(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> None:
@@ -393,8 +428,12 @@ def _insert_run(con: duckdb.DuckDBPyConnection, run: Mapping[str, Any]) -> None:
 
 
 def register_run(
-    settings: Settings, lake: Lake, run: RunRecord, days: Sequence[str],
-    *, sleep: Callable[[float], None] = time.sleep,
+    settings: Settings,
+    lake: Lake,
+    run: RunRecord,
+    days: Sequence[str],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Record a run and refresh the catalog's views and days (one short transaction)."""
     row = run.as_row()
@@ -439,7 +478,8 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
     if not any(lake.has_data(table) for table in (*LAKE_TABLES, "runs")):
         raise CatalogError(
             f"the lake at {lake.url} holds no data: nothing to rebuild from (check "
-            f"DIGEST_LAKE_URL); the catalog {settings.duckdb_path} was left as it was")
+            f"DIGEST_LAKE_URL); the catalog {settings.duckdb_path} was left as it was"
+        )
     try:
         check_catalog_path(settings)
     except CorruptCatalogError:
@@ -490,8 +530,9 @@ def open_analyst_connection(settings: Settings) -> Iterator[duckdb.DuckDBPyConne
             ):
                 con.execute(statement)
         except duckdb.Error as exc:
-            raise CatalogError(f"cannot restrict the query connection: {_first_line(exc)}"
-                               ) from None
+            raise CatalogError(
+                f"cannot restrict the query connection: {_first_line(exc)}"
+            ) from None
         yield con
 
 
@@ -505,10 +546,10 @@ def run_query(
             admit(con, sql, prefix)
             cursor = con.execute(sql, dict(params) if params else None)
         except duckdb.PermissionException as exc:
-            raise CatalogError(f"query reads only the lake ({prefix}): {_first_line(exc)}"
-                               ) from None
+            raise CatalogError(
+                f"query reads only the lake ({prefix}): {_first_line(exc)}"
+            ) from None
         except duckdb.Error as exc:
             raise CatalogError(f"query failed: {_first_line(exc)}") from None
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()
-

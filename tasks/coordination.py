@@ -27,7 +27,8 @@ ARXIV_LIMIT = "arxiv-api"
 def _ensure_limit(name: str, limit: int, slot_decay_per_second: float | None = None) -> None:
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(
-            name, limit, slot_decay_per_second=slot_decay_per_second)
+            name, limit, slot_decay_per_second=slot_decay_per_second
+        )
 
 
 def _logger() -> Any:
@@ -51,8 +52,9 @@ def day_lease(settings: Settings, lake: Lake, day: date) -> Iterator[Lake]:
     """
     if lake.on_s3:
         log = _logger()
-        lease = DayLease(S3LeaseStore.for_day(settings, lake, day), day, settings.lease_ttl_s,
-                         log=log.info)
+        lease = DayLease(
+            S3LeaseStore.for_day(settings, lake, day), day, settings.lease_ttl_s, log=log.info
+        )
         with hold_day_lease(lease, lake, warn=log.warning) as guarded:
             yield guarded
         return

@@ -67,8 +67,7 @@ class DayLLM:
         self._beside: list[PrefectFuture[Any]] = []
         self._lock = threading.Lock()
 
-    def submit(self, stage: StageTask[P, R], *args: P.args,
-               **kwargs: P.kwargs) -> PrefectFuture[R]:
+    def submit(self, stage: StageTask[P, R], *args: P.args, **kwargs: P.kwargs) -> PrefectFuture[R]:
         """Start a stage beside the caller's (its calls share the LLM's concurrency)."""
         future = stage.submit(*args, **kwargs)
         self._beside.append(future)
@@ -85,12 +84,14 @@ class DayLLM:
             self.recorder.close(calls)
             made = [c for c in calls if not c.cache_hit]
             self.usage = DayUsage(
-                llm_calls=len(made), cache_hits=len(calls) - len(made),
+                llm_calls=len(made),
+                cache_hits=len(calls) - len(made),
                 cost_usd=round(sum(c.cost_usd for c in made), 6),
                 tokens_in=sum(c.tokens_in for c in made),
                 tokens_out=sum(c.tokens_out for c in made),
                 llm_failed=self.client.outcomes["failed"],
-                llm_invalid=self.client.outcomes["invalid"])
+                llm_invalid=self.client.outcomes["invalid"],
+            )
         return self.usage
 
     def run(self, coro: Coroutine[Any, Any, R]) -> R:
@@ -166,34 +167,56 @@ def stop_day(llm: DayLLM, exc: BaseException) -> BaseException:
     return exc
 
 
-def open_day_llm(settings: Settings, lake: Lake, day: date, run_id: str,
-                 retry_invalid: bool = False) -> DayLLM:
+def open_day_llm(
+    settings: Settings, lake: Lake, day: date, run_id: str, retry_invalid: bool = False
+) -> DayLLM:
     def set_aside(path: str, moved_to: str) -> None:
         # The cache is derived data: its answers are simply asked again.
-        _logger().warning("corrupt LLM cache file %s moved to %s; its answers will be asked "
-                          "again", path, moved_to)
+        _logger().warning(
+            "corrupt LLM cache file %s moved to %s; its answers will be asked again", path, moved_to
+        )
 
     table = lake.read_partition("llm_cache", day, set_aside=set_aside)
-    entries = {row["cache_key"]: {"stage": row["stage"], "subject": row["subject"],
-                                  "content": row["content"]} for row in table.to_pylist()}
+    entries = {
+        row["cache_key"]: {
+            "stage": row["stage"],
+            "subject": row["subject"],
+            "content": row["content"],
+        }
+        for row in table.to_pylist()
+    }
 
     def persist(key: str, entry: dict[str, str]) -> None:
         # One immutable, content-addressed file per answer: crash-safe and never rewritten.
-        lake.write_day_file("llm_cache", day, f"{key}.parquet",
-                            lake.rows("llm_cache", [{"cache_key": key, **entry}]))
+        lake.write_day_file(
+            "llm_cache",
+            day,
+            f"{key}.parquet",
+            lake.rows("llm_cache", [{"cache_key": key, **entry}]),
+        )
 
     api_key = None
     if settings.llm_api_base:
-        api_key = (settings.openai_api_key.get_secret_value() if settings.openai_api_key
-                   else "sk-no-key-needed")
+        api_key = (
+            settings.openai_api_key.get_secret_value()
+            if settings.openai_api_key
+            else "sk-no-key-needed"
+        )
     # Call records reach the lake in small batches while the stages run (tasks/call_recorder).
     recorder = CallRecorder(lake_batch_writer(lake, day, run_id)).start()
-    client = LLMClient(model=settings.llm_model, api_base=settings.llm_api_base,
-                       api_key=api_key, cache=LLMCache(entries, persist),
-                       run_id=run_id,
-                       concurrency=settings.llm_concurrency, rpm=settings.llm_rpm,
-                       timeout_s=settings.llm_timeout_s, backoff_s=settings.llm_backoff_s,
-                       on_record=recorder.add, retry_invalid=retry_invalid)
+    client = LLMClient(
+        model=settings.llm_model,
+        api_base=settings.llm_api_base,
+        api_key=api_key,
+        cache=LLMCache(entries, persist),
+        run_id=run_id,
+        concurrency=settings.llm_concurrency,
+        rpm=settings.llm_rpm,
+        timeout_s=settings.llm_timeout_s,
+        backoff_s=settings.llm_backoff_s,
+        on_record=recorder.add,
+        retry_invalid=retry_invalid,
+    )
     return DayLLM(day, client, recorder)
 
 
@@ -206,8 +229,15 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
 
 
 @contextmanager
-def day_llm(settings: Settings, lake: Lake, day: date, run_id: str, *, stop: StopSignal,
-            retry_invalid: bool = False) -> Iterator[DayLLM]:
+def day_llm(
+    settings: Settings,
+    lake: Lake,
+    day: date,
+    run_id: str,
+    *,
+    stop: StopSignal,
+    retry_invalid: bool = False,
+) -> Iterator[DayLLM]:
     """The day's LLM for its digest stages, finished (its calls recorded) on the way out.
 
     When a stage fails (or `stop` is set: Ctrl-C, an error that ends the run), the day's other

@@ -91,9 +91,14 @@ class RunSummary:
 
     def as_markdown(self) -> str:
         """The summary as a Markdown table (the backfill's artifact)."""
-        rows = [("days done", len(self.per_day)), ("days skipped", len(self.skipped)),
-                ("days failed", len(self.failed)), ("papers added", self.papers_added),
-                ("LLM calls", self.llm_calls), ("cost (USD)", self.cost_usd)]
+        rows = [
+            ("days done", len(self.per_day)),
+            ("days skipped", len(self.skipped)),
+            ("days failed", len(self.failed)),
+            ("papers added", self.papers_added),
+            ("LLM calls", self.llm_calls),
+            ("cost (USD)", self.cost_usd),
+        ]
         return "| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
@@ -104,8 +109,9 @@ class DayRun:
     """What the days of one run share: settings, lake, plan, the run's record and counts, and
     the lake's id -> day map that deduplication checks against."""
 
-    def __init__(self, settings: Settings, lake: Lake, plan: DayPlan, record: RunRecord,
-                 days: list[date]) -> None:
+    def __init__(
+        self, settings: Settings, lake: Lake, plan: DayPlan, record: RunRecord, days: list[date]
+    ) -> None:
         self.settings = settings
         self.lake = lake
         self.plan = plan
@@ -127,8 +133,10 @@ class DayRun:
         self._progress: UUID | None = None
         if len(days) > 1:
             progress = create_progress_artifact(
-                progress=0.0, key=f"{record.flow}-progress",
-                description=f"{record.flow}: days finished of {len(days)}")
+                progress=0.0,
+                key=f"{record.flow}-progress",
+                description=f"{record.flow}: days finished of {len(days)}",
+            )
             assert isinstance(progress, UUID)  # a coroutine only when called from async code
             self._progress = progress
 
@@ -138,9 +146,11 @@ class DayRun:
         """Count a stored day into the run; whether its digest is due (DayPlan.digests)."""
         with self._lock:
             self.known.update({p.arxiv_id: day for p in found.papers})
-            self._ingested[day] = {"fetched": len(window.candidates),
-                                   "deduplicated": len(found.papers),
-                                   "dropped": len(found.drops)}
+            self._ingested[day] = {
+                "fetched": len(window.candidates),
+                "deduplicated": len(found.papers),
+                "dropped": len(found.drops),
+            }
         self.record.account_day(window, found)
         return self.plan.digests(day, found)
 
@@ -151,9 +161,18 @@ class DayRun:
         A digest that fails with our error marks the day `failed` (tasks/resume.py); its
         LLM work then stops at once (tasks/day_llm.py).
         """
-        with self.record.timed("digest"), failed_on_error(lake, day), day_llm(
-                self.settings, lake, day, self.record.run_id, stop=self.stop,
-                retry_invalid=self.plan.retry_failed) as llm:
+        with (
+            self.record.timed("digest"),
+            failed_on_error(lake, day),
+            day_llm(
+                self.settings,
+                lake,
+                day,
+                self.record.run_id,
+                stop=self.stop,
+                retry_invalid=self.plan.retry_failed,
+            ) as llm,
+        ):
             yield llm
         self._usage[day] = llm.finish()
 
@@ -169,8 +188,10 @@ class DayRun:
                 return None
             with ThreadPoolExecutor(max_workers=self.plan.parallel) as pool:
                 # Each thread runs in a copy of the flow's context, so its tasks join this run.
-                futures = [pool.submit(contextvars.copy_context().run, self._one, d, pipeline)
-                           for d in self.days]
+                futures = [
+                    pool.submit(contextvars.copy_context().run, self._one, d, pipeline)
+                    for d in self.days
+                ]
                 try:
                     for future in as_completed(futures):
                         future.result()
@@ -225,15 +246,21 @@ class DayRun:
             usage = self._usage.pop(day, None)
         if counts is None or rendered is None or usage is None:
             return counts
-        counts |= {"papers": counts["deduplicated"], "selected": rendered.selected,
-                   "analysed": rendered.analysed, "failed": rendered.failed,
-                   **usage.as_counts()}
+        counts |= {
+            "papers": counts["deduplicated"],
+            "selected": rendered.selected,
+            "analysed": rendered.analysed,
+            "failed": rendered.failed,
+            **usage.as_counts(),
+        }
         self.record.account_llm(usage.llm_calls, usage.cost_usd)
         with self._lock:
             self.rendered.append(day)
-        create_table_artifact(table=[{"metric": k, "value": v} for k, v in counts.items()],
-                              key=f"digest-counts-{day.isoformat()}",
-                              description=f"counts for digest {day.isoformat()}")
+        create_table_artifact(
+            table=[{"metric": k, "value": v} for k, v in counts.items()],
+            key=f"digest-counts-{day.isoformat()}",
+            description=f"counts for digest {day.isoformat()}",
+        )
         return counts | {"content_hash": rendered.content_hash}
 
     def _ended(self, day: date, outcome: str) -> None:
@@ -247,15 +274,30 @@ class DayRun:
     def summary(self) -> RunSummary:
         record = self.record
         return RunSummary(
-            run_id=record.run_id, days=record.days, candidates=record.candidates,
-            papers_added=record.papers_added, dropped=record.dropped,
-            arxiv_requests=record.arxiv_requests, llm_calls=record.llm_calls,
-            cost_usd=round(record.cost_usd, 6), per_day=self.per_day, failed=self.failed,
-            skipped=[d.isoformat() for d in self.plan.skipped])
+            run_id=record.run_id,
+            days=record.days,
+            candidates=record.candidates,
+            papers_added=record.papers_added,
+            dropped=record.dropped,
+            arxiv_requests=record.arxiv_requests,
+            llm_calls=record.llm_calls,
+            cost_usd=round(record.cost_usd, 6),
+            per_day=self.per_day,
+            failed=self.failed,
+            skipped=[d.isoformat() for d in self.plan.skipped],
+        )
 
 
-def run_days(pipeline: DayPipeline, days: Iterable[date], plan: DayPlan, *, settings: Settings,
-             lake: Lake, flow: str, target: date | None = None) -> RunSummary:
+def run_days(
+    pipeline: DayPipeline,
+    days: Iterable[date],
+    plan: DayPlan,
+    *,
+    settings: Settings,
+    lake: Lake,
+    flow: str,
+    target: date | None = None,
+) -> RunSummary:
     """Every day through `pipeline`, then the run's end: one catalog registration (the run
     completed, or failed with its first error), then the output index if a digest was rendered.
 
@@ -280,4 +322,3 @@ def run_days(pipeline: DayPipeline, days: Iterable[date], plan: DayPlan, *, sett
     if stopped_by is not None:
         raise stopped_by
     return run.summary()
-

@@ -53,12 +53,26 @@ def dedupe_papers(
         # The window test comes first: it depends on the paper alone, so a day's dedup_log is
         # the same whichever neighbouring day (or worker) finished first.
         if not in_window(paper.published, digest_day):
-            drops.append(Drop(paper.arxiv_id, paper.version, REASON_OUT_OF_WINDOW,
-                              f"first version published {published_day(paper.digest_date)}, "
-                              f"belongs to the digest of {paper.digest_date.isoformat()}", index))
+            drops.append(
+                Drop(
+                    paper.arxiv_id,
+                    paper.version,
+                    REASON_OUT_OF_WINDOW,
+                    f"first version published {published_day(paper.digest_date)}, "
+                    f"belongs to the digest of {paper.digest_date.isoformat()}",
+                    index,
+                )
+            )
         elif other_day is not None and other_day != digest_day:
-            drops.append(Drop(paper.arxiv_id, paper.version, REASON_EARLIER_DIGEST,
-                              f"already in the digest of {other_day.isoformat()}", index))
+            drops.append(
+                Drop(
+                    paper.arxiv_id,
+                    paper.version,
+                    REASON_EARLIER_DIGEST,
+                    f"already in the digest of {other_day.isoformat()}",
+                    index,
+                )
+            )
         else:
             eligible.setdefault(paper.arxiv_id, []).append((index, paper))
 
@@ -77,8 +91,15 @@ def dedupe_papers(
         elif _newest_first(best) >= _newest_first(previous):
             kept[arxiv_id] = best
         else:
-            drops.append(Drop(best.arxiv_id, best.version, REASON_VERSION,
-                              f"the day already holds v{previous.version}", best_index))
+            drops.append(
+                Drop(
+                    best.arxiv_id,
+                    best.version,
+                    REASON_VERSION,
+                    f"the day already holds v{previous.version}",
+                    best_index,
+                )
+            )
 
     papers = tuple(sorted(kept.values(), key=lambda p: (p.published, p.arxiv_id)))
     return DayPapers(
@@ -92,11 +113,17 @@ def dedupe_papers(
 
 def _duplicate_drop(paper: Paper, kept: Paper, index: int) -> Drop:
     if paper.version < kept.version:
-        return Drop(paper.arxiv_id, paper.version, REASON_VERSION,
-                    f"superseded by v{kept.version}", index)
+        return Drop(
+            paper.arxiv_id, paper.version, REASON_VERSION, f"superseded by v{kept.version}", index
+        )
     if len(paper.categories) > 1:
-        return Drop(paper.arxiv_id, paper.version, REASON_CROSS_LIST,
-                    f"listed again; categories {', '.join(paper.categories)}", index)
+        return Drop(
+            paper.arxiv_id,
+            paper.version,
+            REASON_CROSS_LIST,
+            f"listed again; categories {', '.join(paper.categories)}",
+            index,
+        )
     return Drop(paper.arxiv_id, paper.version, REASON_REPEAT, "served twice by the feed", index)
 
 

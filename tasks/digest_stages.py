@@ -26,10 +26,19 @@ from tasks.stage_task import stage_task
 
 @stage_task(name="rank_day")
 def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -> list[Ranking]:
-    rankings = llm.run(rank_papers(
-        llm.client, papers, topic=settings.topic, interest=settings.interest,
-        categories=settings.categories, language=settings.language, top_n=settings.top_n,
-        abstract_chars=settings.rank_abstract_chars, use_llm=settings.rank_with == "llm"))
+    rankings = llm.run(
+        rank_papers(
+            llm.client,
+            papers,
+            topic=settings.topic,
+            interest=settings.interest,
+            categories=settings.categories,
+            language=settings.language,
+            top_n=settings.top_n,
+            abstract_chars=settings.rank_abstract_chars,
+            use_llm=settings.rank_with == "llm",
+        )
+    )
     lake.write_day("rankings", llm.day, lake.rows("rankings", [asdict(r) for r in rankings]))
     return rankings
 
@@ -42,52 +51,100 @@ def fetch_fulltext_day(settings: Settings, papers: list[Paper]) -> dict[str, str
 
 
 @stage_task(name="analyse_day")
-def analyse_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper],
-                fulltexts: dict[str, str | None]) -> list[Analysis]:
-    analyses = llm.run(analyse_papers(llm.client, papers, fulltexts, topic=settings.topic,
-                                      language=settings.language))
+def analyse_day(
+    settings: Settings,
+    lake: Lake,
+    llm: DayLLM,
+    papers: list[Paper],
+    fulltexts: dict[str, str | None],
+) -> list[Analysis]:
+    analyses = llm.run(
+        analyse_papers(
+            llm.client, papers, fulltexts, topic=settings.topic, language=settings.language
+        )
+    )
     lake.write_day("analyses", llm.day, lake.rows("analyses", [asdict(a) for a in analyses]))
     return analyses
 
 
 @stage_task(name="extract_key_findings_day")
-def extract_key_findings_day(settings: Settings, lake: Lake, llm: DayLLM,
-                             papers: list[Paper]) -> dict[str, list[Finding]]:
+def extract_key_findings_day(
+    settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]
+) -> dict[str, list[Finding]]:
     findings = llm.run(extract_key_findings(llm.client, papers, settings.language))
-    rows = [{"arxiv_id": f.arxiv_id, "ordinal": f.ordinal, "sentence": f.sentence,
-             "start_offset": f.start, "end_offset": f.end, "source": f.source}
-            for p in papers for f in findings[p.arxiv_id]]
+    rows = [
+        {
+            "arxiv_id": f.arxiv_id,
+            "ordinal": f.ordinal,
+            "sentence": f.sentence,
+            "start_offset": f.start,
+            "end_offset": f.end,
+            "source": f.source,
+        }
+        for p in papers
+        for f in findings[p.arxiv_id]
+    ]
     lake.write_day("key_findings", llm.day, lake.rows("key_findings", rows))
     return findings
 
 
 @stage_task(name="summarize_day")
-def summarize_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper],
-                  analyses: list[Analysis]) -> tuple[str, str]:
+def summarize_day(
+    settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper], analyses: list[Analysis]
+) -> tuple[str, str]:
     """The executive summary (Markdown) and how it came about (its status)."""
     gists = {a.arxiv_id: a.fields_json for a in analyses if a.fields_json}
-    summary, outcome = llm.run(write_executive_summary(
-        llm.client, papers, gists, day=llm.day, topic=settings.topic,
-        language=settings.language))
+    summary, outcome = llm.run(
+        write_executive_summary(
+            llm.client, papers, gists, day=llm.day, topic=settings.topic, language=settings.language
+        )
+    )
     return summary, outcome.status
 
 
 @stage_task(name="render_day")
-def render_day(settings: Settings, lake: Lake, day: date, summary_md: str, summary_status: str,
-               papers: list[Paper], analyses: list[Analysis],
-               findings: dict[str, list[Finding]], usage: DayUsage) -> RenderedDigest:
+def render_day(
+    settings: Settings,
+    lake: Lake,
+    day: date,
+    summary_md: str,
+    summary_status: str,
+    papers: list[Paper],
+    analyses: list[Analysis],
+    findings: dict[str, list[Finding]],
+    usage: DayUsage,
+) -> RenderedDigest:
     """Render the digest; store it in the lake and DIGEST_OUTPUT_DIR; attach it as an artifact."""
-    digest = build_digest(day, settings.topic, settings.language, summary_md, papers, analyses,
-                          findings)
+    digest = build_digest(
+        day, settings.topic, settings.language, summary_md, papers, analyses, findings
+    )
     markdown = render_digest(digest)
     content_hash = hashlib.sha256(markdown.encode()).hexdigest()
-    lake.write_day("digests", day, lake.rows("digests", [{
-        "topic": settings.topic, "language": settings.language, "markdown": markdown,
-        "executive_summary": summary_md, "summary_status": summary_status,
-        "paper_count": len(papers), "content_hash": content_hash,
-        "config_hash": digest_config_hash(settings, prompts_fingerprint()),
-        "llm_failed": usage.llm_failed, "llm_invalid": usage.llm_invalid}]))
+    lake.write_day(
+        "digests",
+        day,
+        lake.rows(
+            "digests",
+            [
+                {
+                    "topic": settings.topic,
+                    "language": settings.language,
+                    "markdown": markdown,
+                    "executive_summary": summary_md,
+                    "summary_status": summary_status,
+                    "paper_count": len(papers),
+                    "content_hash": content_hash,
+                    "config_hash": digest_config_hash(settings, prompts_fingerprint()),
+                    "llm_failed": usage.llm_failed,
+                    "llm_invalid": usage.llm_invalid,
+                }
+            ],
+        ),
+    )
     write_if_changed(Path(settings.output_dir) / f"{day.isoformat()}.md", markdown)
-    create_markdown_artifact(markdown=markdown, key=f"digest-{day.isoformat()}",
-                             description=f"arXiv {settings.topic} digest {day.isoformat()}")
+    create_markdown_artifact(
+        markdown=markdown,
+        key=f"digest-{day.isoformat()}",
+        description=f"arXiv {settings.topic} digest {day.isoformat()}",
+    )
     return RenderedDigest.of(papers, analyses, content_hash)

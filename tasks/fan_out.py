@@ -20,22 +20,28 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 WAITING_AT_ONCE = 64
 
 
-def fan_out_days(deployment: str, days: list[date], parameters: Callable[[date], dict[str, Any]],
-                 parent: str) -> dict[date, UUID]:
+def fan_out_days(
+    deployment: str, days: list[date], parameters: Callable[[date], dict[str, Any]], parent: str
+) -> dict[date, UUID]:
     """Start one run of `deployment` per day (returning at once); the run ids by day."""
     runs: dict[date, UUID] = {}
     for day in days:
         run = run_deployment(
-            deployment, timeout=0, as_subflow=False, parameters=parameters(day),
+            deployment,
+            timeout=0,
+            as_subflow=False,
+            parameters=parameters(day),
             # A retried fan-out finds the runs it already created instead of doubling them.
-            idempotency_key=f"{parent}:{day.isoformat()}")
+            idempotency_key=f"{parent}:{day.isoformat()}",
+        )
         assert isinstance(run, FlowRun)  # a coroutine only when called from async code
         runs[day] = run.id
     return runs
 
 
-def wait_for_day_runs(runs: Mapping[date, UUID],
-                      ended: Callable[[date, str], None]) -> dict[date, str]:
+def wait_for_day_runs(
+    runs: Mapping[date, UUID], ended: Callable[[date, str], None]
+) -> dict[date, str]:
     """Each run's final state type (COMPLETED, FAILED, CRASHED, ...), `ended(day, state)`
     called as each run ends.
 
@@ -46,8 +52,9 @@ def wait_for_day_runs(runs: Mapping[date, UUID],
     return run_coro_as_sync(_wait_all(runs, ended))
 
 
-async def _wait_all(runs: Mapping[date, UUID],
-                    ended: Callable[[date, str], None]) -> dict[date, str]:
+async def _wait_all(
+    runs: Mapping[date, UUID], ended: Callable[[date, str], None]
+) -> dict[date, str]:
     gate = asyncio.Semaphore(WAITING_AT_ONCE)
     final: dict[date, str] = {}
     async with get_client() as client:

@@ -42,8 +42,7 @@ def extract_text(pdf: bytes, max_chars: int = MAX_CHARS) -> str | None:
     return text[:max_chars] or None
 
 
-def fetch_pdf(url: str, *, timeout_s: float = 60.0,
-              max_bytes: int = MAX_PDF_BYTES) -> bytes | None:
+def fetch_pdf(url: str, *, timeout_s: float = 60.0, max_bytes: int = MAX_PDF_BYTES) -> bytes | None:
     """The PDF's bytes, or None when it cannot be had (the abstract template is used then)."""
     try:
         with requests.get(url, timeout=timeout_s, headers=_HEADERS, stream=True) as resp:
@@ -60,9 +59,13 @@ def fetch_pdf(url: str, *, timeout_s: float = 60.0,
         return None
 
 
-def fetch_fulltexts(papers: Sequence[Paper], *, delay_s: float,
-                    sleep: Callable[[float], None] = time.sleep,
-                    fetch: Callable[[str], bytes | None] = fetch_pdf) -> dict[str, str | None]:
+def fetch_fulltexts(
+    papers: Sequence[Paper],
+    *,
+    delay_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    fetch: Callable[[str], bytes | None] = fetch_pdf,
+) -> dict[str, str | None]:
     """Full text per paper (None where unavailable), one download every `delay_s` seconds."""
     texts: dict[str, str | None] = {}
     for index, paper in enumerate(papers):

@@ -38,15 +38,20 @@ def digest_row_from_markdown(text: str) -> tuple[date, dict[str, Any]]:
     digest = parse_digest(text)
     language = "zh" if any(_CJK.search(p.analysis_md) for p in digest.papers) else "en"
     return digest.digest_date, {
-        "topic": digest.topic, "language": language, "markdown": text,
-        "executive_summary": digest.executive_summary_md, "summary_status": "imported",
+        "topic": digest.topic,
+        "language": language,
+        "markdown": text,
+        "executive_summary": digest.executive_summary_md,
+        "summary_status": "imported",
         "paper_count": len(digest.papers),
-        "content_hash": hashlib.sha256(text.encode()).hexdigest(), "config_hash": "imported",
+        "content_hash": hashlib.sha256(text.encode()).hexdigest(),
+        "config_hash": "imported",
     }
 
 
-def import_digests(settings: Settings, paths: Sequence[Path], *,
-                   force: bool = False) -> list[ImportedDigest]:
+def import_digests(
+    settings: Settings, paths: Sequence[Path], *, force: bool = False
+) -> list[ImportedDigest]:
     """Load digest files into the lake, then refresh the catalog's views.
 
     Every file is read and parsed before anything is written, so one bad file imports none.

@@ -19,10 +19,22 @@ from arxiv_digest.paths import replace_file
 from arxiv_digest.settings import Settings
 from tasks.models import DayPapers, Drop, Paper
 
-_AUTH_ERRORS = ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-                "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "ExpiredToken")
-_NETWORK_ERRORS = ("Couldn't connect", "connect to server", "NETWORK_CONNECTION",
-                   "Could not resolve", "Connection refused")
+_AUTH_ERRORS = (
+    "ACCESS_DENIED",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "INVALID_ACCESS_KEY_ID",
+    "SIGNATURE_DOES_NOT_MATCH",
+    "ExpiredToken",
+)
+_NETWORK_ERRORS = (
+    "Couldn't connect",
+    "connect to server",
+    "NETWORK_CONNECTION",
+    "Could not resolve",
+    "Connection refused",
+)
 
 PARTITION = "digest_date"
 FILE_NAME = "part-0.parquet"
@@ -36,111 +48,141 @@ _TS = pa.timestamp("us", tz="UTC")
 
 # Column order and types of each dataset (the DuckDB catalog's empty views are made from them).
 SCHEMAS: dict[str, pa.Schema] = {
-    "papers": pa.schema([
-        ("arxiv_id", pa.string()),
-        ("version", pa.int32()),
-        ("title", pa.string()),
-        ("authors", pa.list_(pa.string())),
-        ("abstract", pa.string()),
-        ("categories", pa.list_(pa.string())),
-        ("primary_category", pa.string()),
-        ("published", _TS),
-        ("updated", _TS),
-        ("comment", pa.string()),
-        ("journal_ref", pa.string()),
-        ("doi", pa.string()),
-        ("abs_url", pa.string()),
-        ("pdf_url", pa.string()),
-    ]),
-    "dedup_log": pa.schema([
-        ("arxiv_id", pa.string()),
-        ("version", pa.int32()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("candidate_index", pa.int32()),
-        ("occurrence", pa.int32()),
-    ]),
-    "rankings": pa.schema([
-        ("arxiv_id", pa.string()),
-        ("score", pa.float64()),
-        ("source", pa.string()),
-        ("rank", pa.int32()),
-        ("selected", pa.bool_()),
-    ]),
-    "analyses": pa.schema([
-        ("arxiv_id", pa.string()),
-        ("version", pa.int32()),
-        ("template", pa.string()),
-        ("language", pa.string()),
-        ("fields_json", pa.string()),
-        ("markdown", pa.string()),
-        ("status", pa.string()),
-        ("error", pa.string()),
-    ]),
-    "key_findings": pa.schema([
-        ("arxiv_id", pa.string()),
-        ("ordinal", pa.int32()),
-        ("sentence", pa.string()),
-        ("start_offset", pa.int32()),
-        ("end_offset", pa.int32()),
-        ("source", pa.string()),
-    ]),
-    "digests": pa.schema([
-        ("topic", pa.string()),
-        ("language", pa.string()),
-        ("markdown", pa.string()),
-        ("executive_summary", pa.string()),
-        ("summary_status", pa.string()),
-        ("paper_count", pa.int32()),
-        ("content_hash", pa.string()),
-        ("config_hash", pa.string()),
-        # The day's LLM requests that ended failed (transient) / invalid (remembered).
-        ("llm_failed", pa.int32()),
-        ("llm_invalid", pa.int32()),
-    ]),
-    "llm_cache": pa.schema([
-        ("cache_key", pa.string()),
-        ("stage", pa.string()),
-        ("subject", pa.string()),
-        ("content", pa.string()),
-    ]),
-    "llm_calls": pa.schema([
-        ("call_id", pa.string()),
-        ("run_id", pa.string()),
-        ("stage", pa.string()),
-        ("subject", pa.string()),
-        ("model", pa.string()),
-        ("prompt_hash", pa.string()),
-        ("cache_key", pa.string()),
-        ("cache_hit", pa.bool_()),
-        ("tokens_in", pa.int32()),
-        ("tokens_out", pa.int32()),
-        ("cost_usd", pa.float64()),
-        ("latency_ms", pa.float64()),
-        ("attempts", pa.int32()),
-        ("status", pa.string()),
-        ("error", pa.string()),
-    ]),
-    "day_manifests": pa.schema([
-        ("status", pa.string()),
-        ("query", pa.string()),
-        ("candidates", pa.int32()),
-        ("papers", pa.int32()),
-        ("dropped", pa.int32()),
-        ("config_hash", pa.string()),
-    ]),
+    "papers": pa.schema(
+        [
+            ("arxiv_id", pa.string()),
+            ("version", pa.int32()),
+            ("title", pa.string()),
+            ("authors", pa.list_(pa.string())),
+            ("abstract", pa.string()),
+            ("categories", pa.list_(pa.string())),
+            ("primary_category", pa.string()),
+            ("published", _TS),
+            ("updated", _TS),
+            ("comment", pa.string()),
+            ("journal_ref", pa.string()),
+            ("doi", pa.string()),
+            ("abs_url", pa.string()),
+            ("pdf_url", pa.string()),
+        ]
+    ),
+    "dedup_log": pa.schema(
+        [
+            ("arxiv_id", pa.string()),
+            ("version", pa.int32()),
+            ("reason", pa.string()),
+            ("detail", pa.string()),
+            ("candidate_index", pa.int32()),
+            ("occurrence", pa.int32()),
+        ]
+    ),
+    "rankings": pa.schema(
+        [
+            ("arxiv_id", pa.string()),
+            ("score", pa.float64()),
+            ("source", pa.string()),
+            ("rank", pa.int32()),
+            ("selected", pa.bool_()),
+        ]
+    ),
+    "analyses": pa.schema(
+        [
+            ("arxiv_id", pa.string()),
+            ("version", pa.int32()),
+            ("template", pa.string()),
+            ("language", pa.string()),
+            ("fields_json", pa.string()),
+            ("markdown", pa.string()),
+            ("status", pa.string()),
+            ("error", pa.string()),
+        ]
+    ),
+    "key_findings": pa.schema(
+        [
+            ("arxiv_id", pa.string()),
+            ("ordinal", pa.int32()),
+            ("sentence", pa.string()),
+            ("start_offset", pa.int32()),
+            ("end_offset", pa.int32()),
+            ("source", pa.string()),
+        ]
+    ),
+    "digests": pa.schema(
+        [
+            ("topic", pa.string()),
+            ("language", pa.string()),
+            ("markdown", pa.string()),
+            ("executive_summary", pa.string()),
+            ("summary_status", pa.string()),
+            ("paper_count", pa.int32()),
+            ("content_hash", pa.string()),
+            ("config_hash", pa.string()),
+            # The day's LLM requests that ended failed (transient) / invalid (remembered).
+            ("llm_failed", pa.int32()),
+            ("llm_invalid", pa.int32()),
+        ]
+    ),
+    "llm_cache": pa.schema(
+        [
+            ("cache_key", pa.string()),
+            ("stage", pa.string()),
+            ("subject", pa.string()),
+            ("content", pa.string()),
+        ]
+    ),
+    "llm_calls": pa.schema(
+        [
+            ("call_id", pa.string()),
+            ("run_id", pa.string()),
+            ("stage", pa.string()),
+            ("subject", pa.string()),
+            ("model", pa.string()),
+            ("prompt_hash", pa.string()),
+            ("cache_key", pa.string()),
+            ("cache_hit", pa.bool_()),
+            ("tokens_in", pa.int32()),
+            ("tokens_out", pa.int32()),
+            ("cost_usd", pa.float64()),
+            ("latency_ms", pa.float64()),
+            ("attempts", pa.int32()),
+            ("status", pa.string()),
+            ("error", pa.string()),
+        ]
+    ),
+    "day_manifests": pa.schema(
+        [
+            ("status", pa.string()),
+            ("query", pa.string()),
+            ("candidates", pa.int32()),
+            ("papers", pa.int32()),
+            ("dropped", pa.int32()),
+            ("config_hash", pa.string()),
+        ]
+    ),
 }
 
 
 def papers_table(papers: Sequence[Paper]) -> pa.Table:
     return pa.Table.from_pylist(
-        [{
-            "arxiv_id": p.arxiv_id, "version": p.version, "title": p.title,
-            "authors": list(p.authors), "abstract": p.abstract, "categories": list(p.categories),
-            "primary_category": p.primary_category, "published": p.published,
-            "updated": p.updated, "comment": p.comment, "journal_ref": p.journal_ref,
-            "doi": p.doi, "abs_url": p.abs_url, "pdf_url": p.pdf_url,
-        } for p in papers],
+        [
+            {
+                "arxiv_id": p.arxiv_id,
+                "version": p.version,
+                "title": p.title,
+                "authors": list(p.authors),
+                "abstract": p.abstract,
+                "categories": list(p.categories),
+                "primary_category": p.primary_category,
+                "published": p.published,
+                "updated": p.updated,
+                "comment": p.comment,
+                "journal_ref": p.journal_ref,
+                "doi": p.doi,
+                "abs_url": p.abs_url,
+                "pdf_url": p.pdf_url,
+            }
+            for p in papers
+        ],
         schema=SCHEMAS["papers"],
     )
 
@@ -148,11 +190,19 @@ def papers_table(papers: Sequence[Paper]) -> pa.Table:
 def papers_from_table(table: pa.Table) -> list[Paper]:
     return [
         Paper(
-            arxiv_id=row["arxiv_id"], version=row["version"], title=row["title"],
-            authors=tuple(row["authors"] or ()), abstract=row["abstract"],
-            categories=tuple(row["categories"] or ()), primary_category=row["primary_category"],
-            published=row["published"], updated=row["updated"], comment=row["comment"],
-            journal_ref=row["journal_ref"], doi=row["doi"], abs_url=row["abs_url"],
+            arxiv_id=row["arxiv_id"],
+            version=row["version"],
+            title=row["title"],
+            authors=tuple(row["authors"] or ()),
+            abstract=row["abstract"],
+            categories=tuple(row["categories"] or ()),
+            primary_category=row["primary_category"],
+            published=row["published"],
+            updated=row["updated"],
+            comment=row["comment"],
+            journal_ref=row["journal_ref"],
+            doi=row["doi"],
+            abs_url=row["abs_url"],
             pdf_url=row["pdf_url"],
         )
         for row in table.select(SCHEMAS["papers"].names).to_pylist()
@@ -165,16 +215,33 @@ def drops_from_table(table: pa.Table) -> list[Drop]:
 
 def dedup_log_table(day: DayPapers) -> pa.Table:
     return pa.Table.from_pylist(
-        [{"arxiv_id": d.arxiv_id, "version": d.version, "reason": d.reason, "detail": d.detail,
-          "candidate_index": d.candidate_index, "occurrence": d.occurrence} for d in day.drops],
+        [
+            {
+                "arxiv_id": d.arxiv_id,
+                "version": d.version,
+                "reason": d.reason,
+                "detail": d.detail,
+                "candidate_index": d.candidate_index,
+                "occurrence": d.occurrence,
+            }
+            for d in day.drops
+        ],
         schema=SCHEMAS["dedup_log"],
     )
 
 
 def day_manifest_table(day: DayPapers, query: str, config_hash: str) -> pa.Table:
     return pa.Table.from_pylist(
-        [{"status": "ingested", "query": query, "candidates": day.candidates,
-          "papers": len(day.papers), "dropped": len(day.drops), "config_hash": config_hash}],
+        [
+            {
+                "status": "ingested",
+                "query": query,
+                "candidates": day.candidates,
+                "papers": len(day.papers),
+                "dropped": len(day.drops),
+                "config_hash": config_hash,
+            }
+        ],
         schema=SCHEMAS["day_manifests"],
     )
 
@@ -212,8 +279,11 @@ class Lake:
         fs = pafs.S3FileSystem(
             access_key=settings.aws_access_key_id,
             secret_key=settings.aws_secret_access_key.get_secret_value(),
-            session_token=(settings.aws_session_token.get_secret_value()
-                           if settings.aws_session_token else None),
+            session_token=(
+                settings.aws_session_token.get_secret_value()
+                if settings.aws_session_token
+                else None
+            ),
             region=settings.aws_region,
             endpoint_override=settings.aws_endpoint_url,
             connect_timeout=5,
@@ -221,8 +291,9 @@ class Lake:
             retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
         )
         root = settings.lake_url.removeprefix("s3://").rstrip("/")
-        return cls(url=settings.lake_url.rstrip("/"), fs=fs, root=root,
-                   endpoint=settings.aws_endpoint_url)
+        return cls(
+            url=settings.lake_url.rstrip("/"), fs=fs, root=root, endpoint=settings.aws_endpoint_url
+        )
 
     @property
     def on_s3(self) -> bool:
@@ -263,8 +334,10 @@ class Lake:
     def _explain(self, exc: BaseException) -> str:
         text = str(exc)
         if self.on_s3 and any(code in text for code in _AUTH_ERRORS):
-            return (f"S3 refused the credentials for {self.url} (check AWS_ACCESS_KEY_ID and "
-                    f"AWS_SECRET_ACCESS_KEY): {_short(exc)}")
+            return (
+                f"S3 refused the credentials for {self.url} (check AWS_ACCESS_KEY_ID and "
+                f"AWS_SECRET_ACCESS_KEY): {_short(exc)}"
+            )
         if self.on_s3 and any(code in text for code in _NETWORK_ERRORS):
             endpoint = self.endpoint or "(default AWS endpoint)"
             return f"cannot reach the S3 endpoint {endpoint} for {self.url}: {_short(exc)}"
@@ -291,8 +364,13 @@ class Lake:
         partitioning = ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive")
         schema = SCHEMAS[table].append(pa.field(PARTITION, pa.string()))
         try:
-            dataset = ds.dataset(self.table_dir(table), filesystem=self.fs, format="parquet",
-                                 partitioning=partitioning, schema=schema)
+            dataset = ds.dataset(
+                self.table_dir(table),
+                filesystem=self.fs,
+                format="parquet",
+                partitioning=partitioning,
+                schema=schema,
+            )
         except FileNotFoundError:
             return schema.empty_table().select(list(columns) if columns else schema.names)
         except OSError as exc:
@@ -327,31 +405,43 @@ class Lake:
         if table not in SCHEMAS or not rest.startswith(f"{PARTITION}="):
             return f"{problem}; restore it from a backup or delete it"
         if table == "llm_cache":
-            return (f"{problem}; it holds cached LLM answers of digest {day}: delete it (they "
-                    "are asked again)")
+            return (
+                f"{problem}; it holds cached LLM answers of digest {day}: delete it (they "
+                "are asked again)"
+            )
         if table == "llm_calls":
-            return (f"{problem}; it holds LLM call records of digest {day}: delete it (the "
-                    "catalog forgets those calls)")
+            return (
+                f"{problem}; it holds LLM call records of digest {day}: delete it (the "
+                "catalog forgets those calls)"
+            )
         rerun = f"delete it and run `arxiv-digest run --date {day}`"
         if table in SOURCE_TABLES:
-            return (f"{problem}; it holds the {table} of digest {day}, which arXiv serves again: "
-                    f"{rerun}")
-        return (f"{problem}; it holds the {table} of digest {day}, made from that day's papers: "
-                f"{rerun} (answers in the LLM cache are reused)")
+            return (
+                f"{problem}; it holds the {table} of digest {day}, which arXiv serves again: "
+                f"{rerun}"
+            )
+        return (
+            f"{problem}; it holds the {table} of digest {day}, made from that day's papers: "
+            f"{rerun} (answers in the LLM cache are reused)"
+        )
 
     def paper_days(self) -> dict[str, date]:
         """arxiv_id -> digest date for every paper in the lake (one column scan)."""
         table = self.read_table("papers", columns=["arxiv_id", PARTITION])
         return {
             arxiv_id: date.fromisoformat(day)
-            for arxiv_id, day in zip(table.column("arxiv_id").to_pylist(),
-                                     table.column(PARTITION).to_pylist(), strict=True)
+            for arxiv_id, day in zip(
+                table.column("arxiv_id").to_pylist(),
+                table.column(PARTITION).to_pylist(),
+                strict=True,
+            )
         }
 
     def has_data(self, table: str) -> bool:
         try:
-            infos = self.fs.get_file_info(pafs.FileSelector(self.table_dir(table), recursive=True,
-                                                            allow_not_found=True))
+            infos = self.fs.get_file_info(
+                pafs.FileSelector(self.table_dir(table), recursive=True, allow_not_found=True)
+            )
         except OSError as exc:
             raise LakeError(f"cannot list {self.table_dir(table)}: {_short(exc)}") from None
         return any(i.type == pafs.FileType.File and i.path.endswith(".parquet") for i in infos)
@@ -391,8 +481,9 @@ class Lake:
         """One more file in a day's partition (append-only datasets: llm_calls, llm_cache)."""
         self._put(self.day_path(table, day, name), parquet_bytes(rows.cast(SCHEMAS[table])))
 
-    def read_partition(self, table: str, day: date, *,
-                       set_aside: Callable[[str, str], None] | None = None) -> pa.Table:
+    def read_partition(
+        self, table: str, day: date, *, set_aside: Callable[[str, str], None] | None = None
+    ) -> pa.Table:
         """Every file of one day's partition of an append-only dataset.
 
         A corrupt file is an error naming it; with `set_aside` (for derived data such as the
@@ -402,9 +493,13 @@ class Lake:
         directory = f"{self.table_dir(table)}/{PARTITION}={day.isoformat()}"
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
-            files = sorted(i.path for i in infos if i.type == pafs.FileType.File
-                           and i.path.endswith(".parquet")
-                           and not i.path.rsplit("/", 1)[-1].startswith("."))
+            files = sorted(
+                i.path
+                for i in infos
+                if i.type == pafs.FileType.File
+                and i.path.endswith(".parquet")
+                and not i.path.rsplit("/", 1)[-1].startswith(".")
+            )
             tables = []
             for path in files:
                 try:
@@ -458,12 +553,16 @@ class Lake:
     def running_marks(self) -> dict[str, datetime]:
         """run_id -> when its marker was written, for every marked run."""
         try:
-            infos = self.fs.get_file_info(pafs.FileSelector(f"{self.root}/{RUNNING}",
-                                                            allow_not_found=True))
+            infos = self.fs.get_file_info(
+                pafs.FileSelector(f"{self.root}/{RUNNING}", allow_not_found=True)
+            )
         except OSError as exc:
             raise LakeError(f"cannot list {self.root}/{RUNNING}: {_short(exc)}") from None
-        return {i.base_name: (i.mtime or datetime.now(UTC)).astimezone(UTC) for i in infos
-                if i.type == pafs.FileType.File and not i.base_name.startswith(".")}
+        return {
+            i.base_name: (i.mtime or datetime.now(UTC)).astimezone(UTC)
+            for i in infos
+            if i.type == pafs.FileType.File and not i.base_name.startswith(".")
+        }
 
     def clear_running(self, run_id: str) -> None:
         try:
@@ -495,7 +594,8 @@ def _is_corrupt(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, OSError) and any(
-        sign in text for sign in ("magic bytes", "thrift", "corrupt", "parquet file size"))
+        sign in text for sign in ("magic bytes", "thrift", "corrupt", "parquet file size")
+    )
 
 
 def _short(exc: BaseException) -> str:

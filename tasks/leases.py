@@ -70,27 +70,38 @@ class LeaseRecord:
 
 
 def iso_utc(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z")
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def encode_record(record: LeaseRecord) -> bytes:
     """The JSON body, times as ISO 8601 UTC so a person reading the bucket understands it."""
-    return json.dumps({
-        "holder": record.holder, "host": record.host, "pid": record.pid,
-        "acquired_at": iso_utc(record.acquired_at), "expires_at": iso_utc(record.expires_at),
-        "expires_at_epoch": record.expires_at, "acquired_at_epoch": record.acquired_at,
-        "beat": record.beat,
-    }, sort_keys=True).encode()
+    return json.dumps(
+        {
+            "holder": record.holder,
+            "host": record.host,
+            "pid": record.pid,
+            "acquired_at": iso_utc(record.acquired_at),
+            "expires_at": iso_utc(record.expires_at),
+            "expires_at_epoch": record.expires_at,
+            "acquired_at_epoch": record.acquired_at,
+            "beat": record.beat,
+        },
+        sort_keys=True,
+    ).encode()
 
 
 def decode_record(body: bytes) -> LeaseRecord | None:
     """A lease body, or None when it is not one (it is then treated as expired)."""
     try:
         raw = json.loads(body)
-        return LeaseRecord(holder=str(raw["holder"]), host=str(raw["host"]), pid=int(raw["pid"]),
-                           acquired_at=float(raw["acquired_at_epoch"]),
-                           expires_at=float(raw["expires_at_epoch"]), beat=int(raw["beat"]))
+        return LeaseRecord(
+            holder=str(raw["holder"]),
+            host=str(raw["host"]),
+            pid=int(raw["pid"]),
+            acquired_at=float(raw["acquired_at_epoch"]),
+            expires_at=float(raw["expires_at_epoch"]),
+            beat=int(raw["beat"]),
+        )
     except (ValueError, TypeError, KeyError):
         return None
 
@@ -160,8 +171,13 @@ class S3LeaseStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            response = self._client.put_object(Bucket=self.bucket, Key=self.key, Body=body,
-                                               ContentType="application/json", **condition)
+            response = self._client.put_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=body,
+                ContentType="application/json",
+                **condition,
+            )
             return str(response["ETag"])
         except ClientError as exc:
             # 412: the condition failed; 409: S3 refused a concurrent conditional write; 404:
@@ -186,24 +202,33 @@ def s3_client(settings: Settings) -> Any:
     return _s3_client(
         settings.aws_access_key_id,
         settings.aws_secret_access_key.get_secret_value()
-        if settings.aws_secret_access_key else None,
+        if settings.aws_secret_access_key
+        else None,
         settings.aws_session_token.get_secret_value() if settings.aws_session_token else None,
-        settings.aws_region, settings.aws_endpoint_url)
+        settings.aws_region,
+        settings.aws_endpoint_url,
+    )
 
 
 @functools.lru_cache(maxsize=4)
-def _s3_client(key_id: str | None, secret: str | None, token: str | None, region: str,
-               endpoint: str | None) -> Any:
+def _s3_client(
+    key_id: str | None, secret: str | None, token: str | None, region: str, endpoint: str | None
+) -> Any:
     # One client per credentials, shared by every day's lease (boto3 clients are thread-safe;
     # building one costs ~0.1 s). Its own session: boto3's default one is not thread-safe.
     import boto3
     from botocore.config import Config
 
     return boto3.session.Session().client(
-        "s3", aws_access_key_id=key_id, aws_secret_access_key=secret, aws_session_token=token,
-        region_name=region, endpoint_url=endpoint,
-        config=Config(connect_timeout=5, read_timeout=30,
-                      retries={"max_attempts": 3, "mode": "standard"}),
+        "s3",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        region_name=region,
+        endpoint_url=endpoint,
+        config=Config(
+            connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
+        ),
     )
 
 
@@ -213,11 +238,18 @@ class DayLease:
     `now` (epoch seconds) and `sleep` are injected so tests drive time without waiting.
     """
 
-    def __init__(self, store: LeaseStore, day: date, ttl_s: float, *,
-                 host: str | None = None, pid: int | None = None,
-                 now: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep,
-                 log: Callable[[str], None] = logger.info) -> None:
+    def __init__(
+        self,
+        store: LeaseStore,
+        day: date,
+        ttl_s: float,
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+        now: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] = logger.info,
+    ) -> None:
         self.store = store
         self.day = day
         self.ttl_s = ttl_s
@@ -248,10 +280,15 @@ class DayLease:
             if blocker is None:
                 continue  # the lease moved under us (released or taken over): look again now
             now = self._now()
-            if (logged_at is None or blocker.holder != logged_holder
-                    or now - logged_at >= WAIT_LOG_EVERY_S):
-                self._log(f"waiting for the lease of digest {self.day.isoformat()} held by "
-                          f"{blocker.describe()} ({self.store.location})")
+            if (
+                logged_at is None
+                or blocker.holder != logged_holder
+                or now - logged_at >= WAIT_LOG_EVERY_S
+            ):
+                self._log(
+                    f"waiting for the lease of digest {self.day.isoformat()} held by "
+                    f"{blocker.describe()} ({self.store.location})"
+                )
                 logged_at, logged_holder = now, blocker.holder
             self._sleep(min(POLL_S, max(MIN_POLL_S, blocker.expires_at - now)))
 
@@ -282,8 +319,10 @@ class DayLease:
             return False, None  # another run won the takeover, or the holder renewed just now
         self._hold(record, etag, sent)
         if current is not None:
-            self._log(f"took over the lease of digest {self.day.isoformat()} from "
-                      f"{current.host}/{current.pid} (expired at {iso_utc(current.expires_at)})")
+            self._log(
+                f"took over the lease of digest {self.day.isoformat()} from "
+                f"{current.host}/{current.pid} (expired at {iso_utc(current.expires_at)})"
+            )
         return True, None
 
     def renew(self) -> bool:
@@ -317,13 +356,16 @@ class DayLease:
         if lost is not None:
             raise LeaseLostError(f"{lost}; this run stopped working on that day")
         if etag is None:
-            raise LeaseLostError(f"this run does not hold the lease of digest "
-                                 f"{self.day.isoformat()} ({self.store.location})")
+            raise LeaseLostError(
+                f"this run does not hold the lease of digest "
+                f"{self.day.isoformat()} ({self.store.location})"
+            )
         if self._now() >= trusted_until:
             raise LeaseLostError(
                 f"the lease of digest {self.day.isoformat()} ({self.store.location}) could not "
                 f"be renewed in time; this run stopped working on that day, since another run "
-                f"may take it over")
+                f"may take it over"
+            )
 
     def release(self) -> None:
         """Give the day back now, if it is still surely ours; else leave it to expire."""
@@ -335,8 +377,13 @@ class DayLease:
         self.store.delete(etag)
 
     def _new_record(self, sent: float) -> LeaseRecord:
-        return LeaseRecord(holder=self.holder, host=self.host, pid=self.pid, acquired_at=sent,
-                           expires_at=sent + self.ttl_s)
+        return LeaseRecord(
+            holder=self.holder,
+            host=self.host,
+            pid=self.pid,
+            acquired_at=sent,
+            expires_at=sent + self.ttl_s,
+        )
 
     def _hold(self, record: LeaseRecord, etag: str, sent: float) -> None:
         # Trust runs from when the request was sent, not answered: the waiter's clock starts
@@ -346,11 +393,12 @@ class DayLease:
             self._trusted_until = sent + self.ttl_s * TRUST_SHARE
 
     def _lose(self, current: LeaseRecord | None) -> None:
-        by = (f"another run ({current.host}/{current.pid})" if current is not None
-              else "its removal")
+        by = f"another run ({current.host}/{current.pid})" if current is not None else "its removal"
         with self._lock:
-            self._lost = (f"the lease of digest {self.day.isoformat()} ({self.store.location}) "
-                          f"was lost to {by}")
+            self._lost = (
+                f"the lease of digest {self.day.isoformat()} ({self.store.location}) "
+                f"was lost to {by}"
+            )
 
 
 class Heartbeat:
@@ -360,8 +408,12 @@ class Heartbeat:
     fake clock instead of waiting.
     """
 
-    def __init__(self, lease: DayLease, warn: Callable[[str], None],
-                 wait: Callable[[float], bool] | None = None) -> None:
+    def __init__(
+        self,
+        lease: DayLease,
+        warn: Callable[[str], None],
+        wait: Callable[[float], bool] | None = None,
+    ) -> None:
         self.lease = lease
         self._warn = warn
         self._stop = threading.Event()
@@ -369,8 +421,9 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, daemon=True,
-                                        name=f"lease-{self.lease.day.isoformat()}")
+        self._thread = threading.Thread(
+            target=self.run, daemon=True, name=f"lease-{self.lease.day.isoformat()}"
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -383,8 +436,10 @@ class Heartbeat:
         while not self._wait(delay):
             try:
                 if not self.lease.renew():
-                    self._warn(f"lost the lease of digest {self.lease.day.isoformat()} to "
-                               "another run: this run stops working on that day")
+                    self._warn(
+                        f"lost the lease of digest {self.lease.day.isoformat()} to "
+                        "another run: this run stops working on that day"
+                    )
                     return
                 delay = self.lease.renew_every_s
             except LakeError as exc:
@@ -395,8 +450,12 @@ class Heartbeat:
 
 
 @contextmanager
-def hold_day_lease(lease: DayLease, lake: Lake, warn: Callable[[str], None],
-                   wait: Callable[[float], bool] | None = None) -> Iterator[Lake]:
+def hold_day_lease(
+    lease: DayLease,
+    lake: Lake,
+    warn: Callable[[str], None],
+    wait: Callable[[float], bool] | None = None,
+) -> Iterator[Lake]:
     """Hold `lease` (renewed by a heartbeat) and yield the lake with the lease's write guard.
 
     Every write through the yielded lake checks the lease first, so a run that lost its day

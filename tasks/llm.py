@@ -102,7 +102,8 @@ def check_model(model: str) -> None:
         raise LLMConfigError(
             f"litellm knows no provider for model {model!r}: DIGEST_LLM_MODEL must name one, "
             "e.g. openai/<model> (with DIGEST_LLM_API_BASE for a local server), "
-            "deepseek/deepseek-chat, ollama/<model>") from None
+            "deepseek/deepseek-chat, ollama/<model>"
+        ) from None
 
 
 def endpoint_name(model: str, api_base: str | None) -> str:
@@ -157,8 +158,11 @@ class LLMRequest(Generic[T]):
     def cache_key(self, model: str, messages: list[dict[str, str]] | None = None) -> str:
         """Hash of everything that decides the answer (DESIGN.md: one cache, one key)."""
         material = {
-            "stage": self.stage, "subject": self.subject, "prompt": self.prompt.sha256,
-            "model": model, "language": self.language,
+            "stage": self.stage,
+            "subject": self.subject,
+            "prompt": self.prompt.sha256,
+            "model": model,
+            "language": self.language,
             "params": {"temperature": TEMPERATURE, "max_tokens": self.max_tokens},
             "schema": self.schema_for_model(),
             "messages": messages if messages is not None else self.messages,
@@ -228,8 +232,9 @@ class LLMCache:
 class RateLimiter:
     """At most `rpm` call starts per minute (0 = unlimited), spaced evenly."""
 
-    def __init__(self, rpm: int, clock: Callable[[], float],
-                 sleep: Callable[[float], Awaitable[None]]) -> None:
+    def __init__(
+        self, rpm: int, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]
+    ) -> None:
         self.interval = 60.0 / rpm if rpm else 0.0
         self._clock = clock
         self._sleep = sleep
@@ -273,8 +278,9 @@ def parse_answer(request: LLMRequest[T], content: str) -> T:
 
 def _first_errors(exc: ValidationError) -> str:
     errors = exc.errors()[:3]
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
-                     for e in errors)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in errors
+    )
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -361,8 +367,10 @@ class LLMClient:
         schema = request.schema_for_model()
         if self.api_base:
             return {"type": "json_object", "schema": schema}
-        return {"type": "json_schema",
-                "json_schema": {"name": request.schema.__name__, "schema": schema}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": request.schema.__name__, "schema": schema},
+        }
 
     async def structured(self, request: LLMRequest[T]) -> Outcome[T]:
         """The validated answer; one repair attempt on invalid content, then `invalid`.
@@ -406,9 +414,11 @@ class LLMClient:
             # Persisting writes a file: off the event loop, so other calls keep flowing.
             await self._persist(key, request, content)
             return Outcome(value, "ok")
-        repair = [*request.messages,
-                  {"role": "assistant", "content": content[:4000]},
-                  repair_message(request.language, problem)]
+        repair = [
+            *request.messages,
+            {"role": "assistant", "content": content[:4000]},
+            repair_message(request.language, problem),
+        ]
         repair_key, repaired, error = await self._answer(request, repair)
         if repaired is None:
             return Outcome(None, "failed", error)
@@ -424,7 +434,8 @@ class LLMClient:
 
     async def _persist(self, key: str, request: LLMRequest[Any], content: str) -> None:
         await asyncio.get_running_loop().run_in_executor(
-            _CACHE_WRITER, self.cache.put, key, request.stage, request.subject, content)
+            _CACHE_WRITER, self.cache.put, key, request.stage, request.subject, content
+        )
 
     def _remembered_invalid(self, request: LLMRequest[T]) -> Outcome[T] | None:
         """The `invalid` verdict of an earlier run for this very request (no call), if any."""
@@ -455,11 +466,17 @@ class LLMClient:
     def _record(self, request: LLMRequest[T], key: str, *, cache_hit: bool) -> LLMCallRecord:
         return LLMCallRecord(
             call_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/{key}").hex,
-            stage=request.stage, subject=request.subject, model=self.model,
-            prompt_hash=request.prompt.sha256, cache_key=key, cache_hit=cache_hit)
+            stage=request.stage,
+            subject=request.subject,
+            model=self.model,
+            prompt_hash=request.prompt.sha256,
+            cache_key=key,
+            cache_hit=cache_hit,
+        )
 
-    async def _answer(self, request: LLMRequest[T], messages: list[dict[str, str]]
-                      ) -> tuple[str, str | None, str | None]:
+    async def _answer(
+        self, request: LLMRequest[T], messages: list[dict[str, str]]
+    ) -> tuple[str, str | None, str | None]:
         key = request.cache_key(self.model, messages)
         cached = self.cache.get(key)
         if cached is not None:
@@ -495,11 +512,13 @@ class LLMClient:
     async def _back_off(self, attempt: int, exc: BaseException) -> None:
         """Wait before the next attempt (none after the last one)."""
         if attempt < self.max_attempts - 1:
-            await self._sleep(backoff_seconds(self.backoff_s, attempt, self._jitter(),
-                                              _retry_after(exc)))
+            await self._sleep(
+                backoff_seconds(self.backoff_s, attempt, self._jitter(), _retry_after(exc))
+            )
 
-    async def _call_with_retries(self, request: LLMRequest[T], messages: list[dict[str, str]],
-                                 record: LLMCallRecord) -> tuple[str | None, str | None]:
+    async def _call_with_retries(
+        self, request: LLMRequest[T], messages: list[dict[str, str]], record: LLMCallRecord
+    ) -> tuple[str | None, str | None]:
         """The answer's text, or why there is none after the retries (transient failures).
 
         Raises LLMUnavailableError instead when no call can succeed: the provider refused the
@@ -515,11 +534,17 @@ class LLMClient:
                 self._raise_if_closed()
                 try:
                     response = await self._completion(
-                        model=self.model, api_base=self.api_base, api_key=self.api_key,
-                        messages=messages, temperature=TEMPERATURE,
+                        model=self.model,
+                        api_base=self.api_base,
+                        api_key=self.api_key,
+                        messages=messages,
+                        temperature=TEMPERATURE,
                         max_tokens=request.max_tokens,
                         response_format=self.response_format(request),
-                        timeout=self.timeout_s, max_retries=0, num_retries=0)
+                        timeout=self.timeout_s,
+                        max_retries=0,
+                        num_retries=0,
+                    )
                 except _FATAL_CONFIG as exc:
                     raise self._refused(type(exc).__name__) from None
                 except _RETRYABLE as exc:
@@ -563,9 +588,13 @@ class LLMClient:
         return None, f"LLM call failed after {record.attempts} attempt(s): {problem}"
 
     def _refused(self, what: str) -> LLMUnavailableError:
-        return self._trip(LLMConfigError(
-            f"the LLM at {endpoint_name(self.model, self.api_base)} refused the request: {what} "
-            "(check DIGEST_LLM_MODEL, DIGEST_LLM_API_BASE and the provider's API key variable)"))
+        return self._trip(
+            LLMConfigError(
+                f"the LLM at {endpoint_name(self.model, self.api_base)} refused the request: "
+                f"{what} (check DIGEST_LLM_MODEL, DIGEST_LLM_API_BASE and the provider's API key "
+                "variable)"
+            )
+        )
 
     def _count_unreachable(self, exc: BaseException) -> None:
         """Count attempts in a row that could not connect; at the limit, open the circuit.
@@ -578,7 +607,10 @@ class LLMClient:
             return
         self._unreachable += 1
         if self._unreachable >= self._unreachable_limit:
-            raise self._trip(LLMUnavailableError(
-                f"cannot reach the LLM at {endpoint_name(self.model, self.api_base)}: "
-                f"{self._unreachable} connection attempts in a row failed (check "
-                "DIGEST_LLM_API_BASE and that the server is running)"))
+            raise self._trip(
+                LLMUnavailableError(
+                    f"cannot reach the LLM at {endpoint_name(self.model, self.api_base)}: "
+                    f"{self._unreachable} connection attempts in a row failed (check "
+                    "DIGEST_LLM_API_BASE and that the server is running)"
+                )
+            )

@@ -260,9 +260,7 @@ def unescape_llm_markdown(text: str) -> str:
 def escape_list_items(items: Sequence[str]) -> str:
     """Untrusted names (authors, categories) -> one line `a, b, c`: each item escaped as by
     escape_markdown_inline, plus its commas, so split_list_items gives the items back."""
-    return ", ".join(
-        _transform(normalize_inline(item), _LIST_ITEM, escape=True) for item in items
-    )
+    return ", ".join(_transform(normalize_inline(item), _LIST_ITEM, escape=True) for item in items)
 
 
 def split_list_items(text: str) -> tuple[str, ...]:

@@ -27,25 +27,46 @@ class RenderedDigest(NamedTuple):
     content_hash: str
 
     @classmethod
-    def of(cls, papers: Sequence[Paper], analyses: Sequence[Analysis],
-           content_hash: str) -> RenderedDigest:
-        return cls(selected=len(papers), analysed=sum(a.markdown is not None for a in analyses),
-                   failed=sum(a.markdown is None for a in analyses), content_hash=content_hash)
+    def of(
+        cls, papers: Sequence[Paper], analyses: Sequence[Analysis], content_hash: str
+    ) -> RenderedDigest:
+        return cls(
+            selected=len(papers),
+            analysed=sum(a.markdown is not None for a in analyses),
+            failed=sum(a.markdown is None for a in analyses),
+            content_hash=content_hash,
+        )
 
 
-def build_digest(day: date, topic: str, language: str, summary_md: str, papers: list[Paper],
-                 analyses: list[Analysis], findings: dict[str, list[Finding]]) -> Digest:
+def build_digest(
+    day: date,
+    topic: str,
+    language: str,
+    summary_md: str,
+    papers: list[Paper],
+    analyses: list[Analysis],
+    findings: dict[str, list[Finding]],
+) -> Digest:
     """The renderer's input: selected papers in rank order, failed analyses as placeholders."""
     markdown = {a.arxiv_id: a.markdown for a in analyses}
     return Digest(
-        digest_date=day, topic=topic, executive_summary_md=summary_md,
+        digest_date=day,
+        topic=topic,
+        executive_summary_md=summary_md,
         papers=tuple(
             DigestPaper(
-                arxiv_id=p.versioned_id, title=p.title, authors=p.authors,
-                published=p.published.date(), categories=p.categories, abstract=p.abstract,
+                arxiv_id=p.versioned_id,
+                title=p.title,
+                authors=p.authors,
+                published=p.published.date(),
+                categories=p.categories,
+                abstract=p.abstract,
                 analysis_md=markdown.get(p.arxiv_id) or failed_analysis_placeholder(language),
-                key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])))
-            for p in papers))
+                key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])),
+            )
+            for p in papers
+        ),
+    )
 
 
 def write_if_changed(path: Path, text: str) -> bool:
@@ -69,8 +90,10 @@ def index_rows(settings: Settings) -> list[IndexRow]:
     # Opened for writing like registration (not read-only): a flow running in this process
     # may hold the catalog open that way, and DuckDB refuses a second configuration of a file.
     with open_catalog(settings) as con:
-        rows = con.execute("SELECT digest_date, paper_count, top_titles FROM digest_index "
-                           "ORDER BY digest_date DESC").fetchall()
+        rows = con.execute(
+            "SELECT digest_date, paper_count, top_titles FROM digest_index "
+            "ORDER BY digest_date DESC"
+        ).fetchall()
     return [IndexRow(*row) for row in rows]
 
 
@@ -97,8 +120,9 @@ def render_index(rows: Iterable[IndexRow]) -> str:
 def write_index(settings: Settings) -> bool:
     """Write output/README.md from the catalog (once a run has registered its days); False
     if it already said the same."""
-    return write_if_changed(Path(settings.output_dir) / "README.md",
-                            render_index(index_rows(settings)))
+    return write_if_changed(
+        Path(settings.output_dir) / "README.md", render_index(index_rows(settings))
+    )
 
 
 def write_outputs_from_lake(settings: Settings, lake: Lake, days: list[date]) -> None:

@@ -55,8 +55,12 @@ def load_prompt(stage: str, language: str) -> Prompt:
     path, text, sections = _read_template(stage, language)
     if set(sections) != {"system", "user"}:
         raise ConfigError(f"{path.name} needs a '## system' and a '## user' section")
-    return Prompt(name=path.stem, system=sections["system"], user=sections["user"],
-                  sha256=hashlib.sha256(text.encode()).hexdigest())
+    return Prompt(
+        name=path.stem,
+        system=sections["system"],
+        user=sections["user"],
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+    )
 
 
 @cache
@@ -100,7 +104,8 @@ def output_text(part: str, language: str) -> Mapping[str, Any]:
     except KeyError:
         raise ConfigError(
             f"no {part!r} text for language {language!r} in {PROMPTS_DIR / OUTPUT_TEXT}; "
-            f"languages: {', '.join(output_languages())}") from None
+            f"languages: {', '.join(output_languages())}"
+        ) from None
 
 
 def data_block_text(text: str) -> str:

@@ -50,8 +50,11 @@ def heuristic_score(paper: Paper, topic: str, interest: str, categories: Sequenc
     into them: 3), half is word overlap between the topic/interest and the title (double
     weight) plus abstract, saturating at five matching words.
     """
-    category = 5.0 if paper.primary_category in categories else (
-        3.0 if set(paper.categories) & set(categories) else 0.0)
+    category = (
+        5.0
+        if paper.primary_category in categories
+        else (3.0 if set(paper.categories) & set(categories) else 0.0)
+    )
     wanted = {w for w in _WORD.findall(f"{topic} {interest}".lower()) if w not in _STOP}
     title = set(_WORD.findall(paper.title.lower()))
     abstract = set(_WORD.findall(paper.abstract.lower()))
@@ -60,15 +63,17 @@ def heuristic_score(paper: Paper, topic: str, interest: str, categories: Sequenc
 
 
 def batches(papers: Sequence[Paper], size: int = BATCH_SIZE) -> list[Sequence[Paper]]:
-    return [papers[i:i + size] for i in range(0, len(papers), size)]
+    return [papers[i : i + size] for i in range(0, len(papers), size)]
 
 
-def build_rank_request(batch: Sequence[Paper], *, topic: str, interest: str,
-                       language: str, abstract_chars: int = 600) -> LLMRequest[RankBatch]:
+def build_rank_request(
+    batch: Sequence[Paper], *, topic: str, interest: str, language: str, abstract_chars: int = 600
+) -> LLMRequest[RankBatch]:
     prompt = load_prompt("rank", language)
     listing = "\n\n".join(
         f"[{i}] {data_block_text(p.title)}\n{data_block_text(p.abstract[:abstract_chars])}"
-        for i, p in enumerate(batch))
+        for i, p in enumerate(batch)
+    )
     size = len(batch)
 
     def validate(answer: RankBatch) -> None:
@@ -82,15 +87,32 @@ def build_rank_request(batch: Sequence[Paper], *, topic: str, interest: str,
     # model (llama.cpp) cannot repeat or skip a paper and others see the expected shape; the
     # validator checks it anyway.
     score = schema["$defs"]["RankScore"]["properties"]["score"]
-    schema["properties"]["scores"].update({"minItems": size, "maxItems": size, "items": False,
-                                           "prefixItems": [
-        {"type": "object", "properties": {"index": {"const": i}, "score": score},
-         "required": ["index", "score"]} for i in range(size)]})
+    schema["properties"]["scores"].update(
+        {
+            "minItems": size,
+            "maxItems": size,
+            "items": False,
+            "prefixItems": [
+                {
+                    "type": "object",
+                    "properties": {"index": {"const": i}, "score": score},
+                    "required": ["index", "score"],
+                }
+                for i in range(size)
+            ],
+        }
+    )
     return LLMRequest(
-        stage="rank", subject=",".join(p.versioned_id for p in batch), prompt=prompt,
+        stage="rank",
+        subject=",".join(p.versioned_id for p in batch),
+        prompt=prompt,
         messages=prompt.messages(topic=topic, interest=interest, papers=listing),
-        schema=RankBatch, language=language, max_tokens=40 * size + 100, validate=validate,
-        json_schema=schema)
+        schema=RankBatch,
+        language=language,
+        max_tokens=40 * size + 100,
+        validate=validate,
+        json_schema=schema,
+    )
 
 
 def rank_index_problems(indices: Sequence[int], size: int) -> str | None:
@@ -129,8 +151,12 @@ def calibrate(value: float, ordered_h: Sequence[float], ordered_l: Sequence[floa
     return round(ordered_l[low] + (position - low) * (ordered_l[high] - ordered_l[low]), 3)
 
 
-def rank(papers: Sequence[Paper], llm_scores: Mapping[str, float],
-         heuristic: Mapping[str, float], top_n: int) -> list[Ranking]:
+def rank(
+    papers: Sequence[Paper],
+    llm_scores: Mapping[str, float],
+    heuristic: Mapping[str, float],
+    top_n: int,
+) -> list[Ranking]:
     """Order by one score (LLM where it answered, else the calibrated heuristic), ties by
     heuristic then id. With no LLM score at all the heuristic is used as it is."""
     heuristic_all = sorted(heuristic[p.arxiv_id] for p in papers)
@@ -144,31 +170,58 @@ def rank(papers: Sequence[Paper], llm_scores: Mapping[str, float],
         return calibrate(heuristic[p.arxiv_id], heuristic_all, llm_all)
 
     scores = {p.arxiv_id: score(p) for p in papers}
-    ordered = sorted(papers, key=lambda p: (-scores[p.arxiv_id], -heuristic[p.arxiv_id],
-                                            p.arxiv_id))
+    ordered = sorted(
+        papers, key=lambda p: (-scores[p.arxiv_id], -heuristic[p.arxiv_id], p.arxiv_id)
+    )
     limit = len(ordered) if top_n == 0 else top_n
-    return [Ranking(p.arxiv_id, scores[p.arxiv_id],
-                    "llm" if p.arxiv_id in llm_scores else "heuristic",
-                    i + 1, i < limit) for i, p in enumerate(ordered)]
+    return [
+        Ranking(
+            p.arxiv_id,
+            scores[p.arxiv_id],
+            "llm" if p.arxiv_id in llm_scores else "heuristic",
+            i + 1,
+            i < limit,
+        )
+        for i, p in enumerate(ordered)
+    ]
 
 
-async def rank_papers(client: LLMClient, papers: Sequence[Paper], *, topic: str, interest: str,
-                      categories: Sequence[str], language: str, top_n: int,
-                      abstract_chars: int = 600, use_llm: bool = True) -> list[Ranking]:
+async def rank_papers(
+    client: LLMClient,
+    papers: Sequence[Paper],
+    *,
+    topic: str,
+    interest: str,
+    categories: Sequence[str],
+    language: str,
+    top_n: int,
+    abstract_chars: int = 600,
+    use_llm: bool = True,
+) -> list[Ranking]:
     """Score the day in batches; a batch the LLM fails on falls back to the heuristic."""
     heuristic = {p.arxiv_id: heuristic_score(p, topic, interest, categories) for p in papers}
     if not use_llm:
         return rank(papers, {}, heuristic, top_n)
     groups = batches(papers)
-    requests = [build_rank_request(b, topic=topic, interest=interest, language=language,
-                                   abstract_chars=abstract_chars) for b in groups]
+    requests = [
+        build_rank_request(
+            b, topic=topic, interest=interest, language=language, abstract_chars=abstract_chars
+        )
+        for b in groups
+    ]
     outcomes = await client.structured_many(requests)
     llm_scores: dict[str, float] = {}
     for number, (group, outcome) in enumerate(zip(groups, outcomes, strict=True)):
         if outcome.value is None:
-            logger.warning("rank batch %d of %d (%d papers, %s..%s) scored by the heuristic: %s",
-                           number + 1, len(groups), len(group), group[0].arxiv_id,
-                           group[-1].arxiv_id, outcome.error)
+            logger.warning(
+                "rank batch %d of %d (%d papers, %s..%s) scored by the heuristic: %s",
+                number + 1,
+                len(groups),
+                len(group),
+                group[0].arxiv_id,
+                group[-1].arxiv_id,
+                outcome.error,
+            )
             continue
         for item in outcome.value.scores:
             llm_scores[group[item.index].arxiv_id] = float(item.score)
@@ -189,8 +242,9 @@ def selected_papers(papers: list[Paper], rankings: list[Ranking]) -> list[Paper]
     return sorted((p for p in papers if p.arxiv_id in rank), key=lambda p: rank[p.arxiv_id])
 
 
-def in_rank_order(papers: list[Paper], analyses: list[A],
-                  rankings: list[Ranking]) -> tuple[list[Paper], list[A]]:
+def in_rank_order(
+    papers: list[Paper], analyses: list[A], rankings: list[Ranking]
+) -> tuple[list[Paper], list[A]]:
     """The selected papers and their analyses (aligned with `papers`), best first."""
     by_id = {a.arxiv_id: a for a in analyses}
     ordered = selected_papers(papers, rankings)

@@ -29,6 +29,7 @@ from tasks.prompts import output_languages, output_text
 # The brief's id grammar, ASCII only: a Unicode digit must never pass into an HTML attribute.
 ARXIV_ID_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$", re.ASCII)
 
+
 class DigestFormatError(DigestError, ValueError):
     """Text is not a digest in our format, or a value cannot be rendered into one."""
 
@@ -85,7 +86,6 @@ def failed_analysis_placeholder(language: str) -> str:
     return str(output_text("digest", language)["failed_analysis"])
 
 
-
 def normalize_digest(digest: Digest) -> Digest:
     """The digest exactly as `parse_digest(render_digest(digest))` (tasks/digest_format.py) will
     give it back.
@@ -138,9 +138,7 @@ def links_tail(arxiv_id: str) -> str:
 
 def _render_paper(paper: DigestPaper) -> str:
     arxiv_id = check_arxiv_id(paper.arxiv_id)
-    findings = "\n".join(
-        f"- {escape_markdown_block(finding)}" for finding in paper.key_findings
-    )
+    findings = "\n".join(f"- {escape_markdown_block(finding)}" for finding in paper.key_findings)
     return (
         f"<a id='{arxiv_id}'></a>\n"
         f"## [{escape_markdown_inline(paper.title)}]({paper.abs_url})\n\n"

@@ -14,8 +14,9 @@ from tasks.lake import Lake
 from tasks.prompts import prompts_fingerprint
 
 
-def day_complete(settings: Settings, lake: Lake, day: date, digest: bool,
-                 retry_invalid: bool = False) -> bool:
+def day_complete(
+    settings: Settings, lake: Lake, day: date, digest: bool, retry_invalid: bool = False
+) -> bool:
     """Finished under the current configuration and prompts (a backfill skips such days).
 
     A digest with transient LLM failures is not finished (the next run asks just those again);
@@ -27,13 +28,17 @@ def day_complete(settings: Settings, lake: Lake, day: date, digest: bool,
     else:
         table = lake.read_day("day_manifests", day)
         wanted = settings.ingest_config_hash()
-    done = table is not None and table.num_rows == 1 and (
-        table.column("config_hash")[0].as_py() == wanted)
+    done = (
+        table is not None
+        and table.num_rows == 1
+        and (table.column("config_hash")[0].as_py() == wanted)
+    )
     if not done or not digest:
         return done
     assert table is not None
     return _count(table, "llm_failed") == 0 and not (
-        retry_invalid and _count(table, "llm_invalid") > 0)
+        retry_invalid and _count(table, "llm_invalid") > 0
+    )
 
 
 def _count(table: pa.Table, column: str) -> int:
@@ -49,8 +54,11 @@ def mark_digest_failed(lake: Lake, day: date) -> None:
     if table is None or table.num_rows == 0:
         return
     status = pa.array(["failed"] * table.num_rows, pa.string())
-    lake.write_day("day_manifests", day,
-                   table.set_column(table.schema.get_field_index("status"), "status", status))
+    lake.write_day(
+        "day_manifests",
+        day,
+        table.set_column(table.schema.get_field_index("status"), "status", status),
+    )
 
 
 @contextmanager

@@ -44,9 +44,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def death_reason(row: Mapping[str, Any], *, now: datetime, host: str,
-                 alive: Callable[[int], bool], stale_after_s: float = STALE_AFTER_S
-                 ) -> str | None:
+def death_reason(
+    row: Mapping[str, Any],
+    *,
+    now: datetime,
+    host: str,
+    alive: Callable[[int], bool],
+    stale_after_s: float = STALE_AFTER_S,
+) -> str | None:
     """Why the holder of a `running` record is dead, or None while it may be alive."""
     if row["host"] == host and row["pid"] is not None and not alive(row["pid"]):
         return f"process {row['pid']} on {host} ended without recording an outcome"
@@ -66,8 +71,9 @@ def recorded_usage(lake: Lake, run_id: str, days: Iterable[str]) -> tuple[int, f
     calls, cost = 0, 0.0
     for day in days:
         table = lake.read_partition("llm_calls", date.fromisoformat(day))
-        made = table.filter(pc.and_(pc.equal(table["run_id"], run_id),
-                                    pc.invert(table["cache_hit"])))
+        made = table.filter(
+            pc.and_(pc.equal(table["run_id"], run_id), pc.invert(table["cache_hit"]))
+        )
         calls += made.num_rows
         cost += float(pc.sum(made["cost_usd"]).as_py() or 0.0)
     return calls, round(cost, 6)
@@ -75,14 +81,25 @@ def recorded_usage(lake: Lake, run_id: str, days: Iterable[str]) -> tuple[int, f
 
 def died_row(row: Mapping[str, Any], reason: str, calls: int, cost: float) -> dict[str, Any]:
     """The record of a dead run: its last sign of life as its end, its recorded calls counted."""
-    return {**row, "status": "died", "finished_at": row["heartbeat_at"] or row["started_at"],
-            "error": f"died: {reason}", "llm_calls": max(row["llm_calls"] or 0, calls),
-            "cost_usd": max(row["cost_usd"] or 0.0, cost)}
+    return {
+        **row,
+        "status": "died",
+        "finished_at": row["heartbeat_at"] or row["started_at"],
+        "error": f"died: {reason}",
+        "llm_calls": max(row["llm_calls"] or 0, calls),
+        "cost_usd": max(row["cost_usd"] or 0.0, cost),
+    }
 
 
-def reap_dead_runs(settings: Settings, lake: Lake, *, now: datetime, host: str,
-                   alive: Callable[[int], bool] = pid_alive,
-                   stale_after_s: float = STALE_AFTER_S) -> list[dict[str, Any]]:
+def reap_dead_runs(
+    settings: Settings,
+    lake: Lake,
+    *,
+    now: datetime,
+    host: str,
+    alive: Callable[[int], bool] = pid_alive,
+    stale_after_s: float = STALE_AFTER_S,
+) -> list[dict[str, Any]]:
     """Record every marked run whose holder is dead as `died` (lake and catalog)."""
     died = []
     for run_id, marked_at in sorted(lake.running_marks().items()):
@@ -104,8 +121,9 @@ def reap_dead_runs(settings: Settings, lake: Lake, *, now: datetime, host: str,
         dead = died_row(row, reason, calls, cost)
         lake.write_run(run_id, pa.Table.from_pylist([dead], schema=RUNS_SCHEMA))
         lake.clear_running(run_id)
-        logger.warning("run %s recorded as died (%s; %d LLM calls recorded)", run_id, reason,
-                       dead["llm_calls"])
+        logger.warning(
+            "run %s recorded as died (%s; %d LLM calls recorded)", run_id, reason, dead["llm_calls"]
+        )
         died.append(dead)
     if died:
         record_runs(settings, died)
@@ -119,8 +137,9 @@ class LiveRun:
     `release` after it, to drop the run's marker.
     """
 
-    def __init__(self, lake: Lake, run: RunRecord, *, interval_s: float = HEARTBEAT_S,
-                 now: Clock = utc_now) -> None:
+    def __init__(
+        self, lake: Lake, run: RunRecord, *, interval_s: float = HEARTBEAT_S, now: Clock = utc_now
+    ) -> None:
         self.lake = lake
         self.run = run
         self.interval_s = interval_s
@@ -158,8 +177,14 @@ class LiveRun:
             logger.warning("run marker not removed (the next run removes it): %s", exc)
 
 
-def open_run(settings: Settings, lake: Lake, run: RunRecord, *, now: Clock = utc_now,
-             alive: Callable[[int], bool] = pid_alive) -> LiveRun:
+def open_run(
+    settings: Settings,
+    lake: Lake,
+    run: RunRecord,
+    *,
+    now: Clock = utc_now,
+    alive: Callable[[int], bool] = pid_alive,
+) -> LiveRun:
     """Record earlier runs found dead as `died`, then this one as `running`, heartbeat on."""
     reap_dead_runs(settings, lake, now=now(), host=run.host or "", alive=alive)
     return LiveRun(lake, run, now=now).start()

@@ -59,8 +59,9 @@ class StageTask(Generic[P, R]):
         return submit(*map(quote, args), **{k: quote(v) for k, v in kwargs.items()})
 
 
-def stage_task(stage: str | None = None, **options: Any) -> Callable[[Callable[P, R]],
-                                                                     StageTask[P, R]]:
+def stage_task(
+    stage: str | None = None, **options: Any
+) -> Callable[[Callable[P, R]], StageTask[P, R]]:
     """Decorate a stage's body: a Prefect task (`options` as for `@task`; never cached across
     runs, our own LLM cache is the one that counts), timed as `stage`."""
 

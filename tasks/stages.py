@@ -30,8 +30,13 @@ def _retry_incomplete_feed(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(state.result(raise_on_failure=False), IncompleteFeedError)
 
 
-@stage_task("fetch", name="fetch_day", retries=1, retry_delay_seconds=5,
-            retry_condition_fn=_retry_incomplete_feed)
+@stage_task(
+    "fetch",
+    name="fetch_day",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_incomplete_feed,
+)
 def fetch_day(settings: Settings, digest_day: date) -> FetchedWindow:
     """Every candidate arXiv serves for one digest day."""
     return fetch_window(throttled_arxiv_client(settings), settings.categories, digest_day)
@@ -56,8 +61,9 @@ def store_day(lake: Lake, window: FetchedWindow, day: DayPapers, config_hash: st
     """Write the day's datasets; the manifest goes last, marking the day complete."""
     changed = lake.write_day("papers", day.digest_date, papers_table(day.papers))
     changed |= lake.write_day("dedup_log", day.digest_date, dedup_log_table(day))
-    changed |= lake.write_day("day_manifests", day.digest_date,
-                              day_manifest_table(day, window.query, config_hash))
+    changed |= lake.write_day(
+        "day_manifests", day.digest_date, day_manifest_table(day, window.query, config_hash)
+    )
     return changed
 
 

@@ -74,16 +74,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_paper(arxiv_id: str = "2606.00001", version: int = 1, *,
-               published: str = "2026-06-29T10:00:00", updated: str | None = None,
-               categories: tuple[str, ...] = ("cs.CV",), title: str = "A paper",
-               abstract: str = "We study things. We find results.",
-               authors: tuple[str, ...] = ("Ada Lovelace",)) -> Paper:
+def make_paper(
+    arxiv_id: str = "2606.00001",
+    version: int = 1,
+    *,
+    published: str = "2026-06-29T10:00:00",
+    updated: str | None = None,
+    categories: tuple[str, ...] = ("cs.CV",),
+    title: str = "A paper",
+    abstract: str = "We study things. We find results.",
+    authors: tuple[str, ...] = ("Ada Lovelace",),
+) -> Paper:
     pub = datetime.fromisoformat(published).replace(tzinfo=UTC)
     upd = datetime.fromisoformat(updated).replace(tzinfo=UTC) if updated else pub
     return Paper(
-        arxiv_id=arxiv_id, version=version, title=title, authors=authors, abstract=abstract,
-        categories=categories, primary_category=categories[0], published=pub, updated=upd,
+        arxiv_id=arxiv_id,
+        version=version,
+        title=title,
+        authors=authors,
+        abstract=abstract,
+        categories=categories,
+        primary_category=categories[0],
+        published=pub,
+        updated=upd,
         abs_url=f"https://arxiv.org/abs/{arxiv_id}v{version}",
         pdf_url=f"https://arxiv.org/pdf/{arxiv_id}v{version}",
     )
@@ -129,12 +142,18 @@ def refusing_s3_endpoint() -> Iterator[str]:
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c",
-         "import os; os.environ['INITIAL_NO_AUTH_ACTION_COUNT']='0';"
-         "from moto.server import ThreadedMotoServer as S;"
-         f"s=S(ip_address='127.0.0.1', port={port}, verbose=False); s.start();"
-         "import sys; print('ready', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import os; os.environ['INITIAL_NO_AUTH_ACTION_COUNT']='0';"
+            "from moto.server import ThreadedMotoServer as S;"
+            f"s=S(ip_address='127.0.0.1', port={port}, verbose=False); s.start();"
+            "import sys; print('ready', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         yield f"http://127.0.0.1:{port}"
@@ -153,9 +172,13 @@ def new_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch, prefix: str) -> s
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id="testing-key-id",
-                 aws_secret_access_key="testing-secret-do-not-leak").create_bucket(Bucket=bucket)
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing-key-id",
+        aws_secret_access_key="testing-secret-do-not-leak",
+    ).create_bucket(Bucket=bucket)
     return bucket
 
 
@@ -183,8 +206,13 @@ def serial_s3() -> Iterator[str]:
     )
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app),
-                         threaded=False, request_handler=MotoRequestHandler)
+    server = make_server(
+        "127.0.0.1",
+        0,
+        DomainDispatcherApplication(create_backend_app),
+        threaded=False,
+        request_handler=MotoRequestHandler,
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -193,8 +221,9 @@ def serial_s3() -> Iterator[str]:
 
 
 @pytest.fixture
-def lake_settings(clean_env: Path, serial_s3: str, monkeypatch: pytest.MonkeyPatch
-                  ) -> Callable[[str], tuple[Settings, Lake]]:
+def lake_settings(
+    clean_env: Path, serial_s3: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], tuple[Settings, Lake]]:
     """Settings and lake for `s3://<fresh bucket>/<prefix>` on the serial moto endpoint."""
     from tasks.lake import Lake
 
@@ -230,8 +259,9 @@ def llm_env(run_env: Path, fake_llm: object, monkeypatch: pytest.MonkeyPatch) ->
 
 def completion_response(content: str) -> SimpleNamespace:
     """What litellm's acompletion returns, as far as LLMClient reads it."""
-    return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=content))],
-                           usage=None)
+    return SimpleNamespace(
+        choices=[SimpleNamespace(message=SimpleNamespace(content=content))], usage=None
+    )
 
 
 class Answers:

@@ -73,13 +73,19 @@ class RecordingWatcher:
 
 def test_backfill_reports_failed_day_and_keeps_the_others(three_days, monkeypatch):
     monkeypatch.setenv("DIGEST_TOP_N", "1")
-    with watching(RecordingWatcher()) as watcher, \
-            pytest.raises(DigestError, match=r"1 of 4 days failed \(first: 2026-07-04"):
+    with (
+        watching(RecordingWatcher()) as watcher,
+        pytest.raises(DigestError, match=r"1 of 4 days failed \(first: 2026-07-04"),
+    ):
         backfill(start=START, end=date(2026, 7, 4), max_parallel_days=2)
     assert counts() == (3 * 267, 3 * 267, 3)
     assert watcher.events[0] == ("begin", 4, 0)
-    assert sorted(watcher.events[1:]) == [("2026-07-01", "done"), ("2026-07-02", "done"),
-                                          ("2026-07-03", "done"), ("2026-07-04", "failed")]
+    assert sorted(watcher.events[1:]) == [
+        ("2026-07-01", "done"),
+        ("2026-07-02", "done"),
+        ("2026-07-03", "done"),
+        ("2026-07-04", "failed"),
+    ]
 
 
 def test_cli_backfill_shows_a_progress_bar_then_the_summary(three_days, capsys):
@@ -88,13 +94,13 @@ def test_cli_backfill_shows_a_progress_bar_then_the_summary(three_days, capsys):
     out, err = capsys.readouterr()
     assert "backfill (days)" in err and "2/2" in err  # first run: two days, bar full
     assert "1/1" in err and "2026-07-03 done" in err  # resumed: the one day left
-    assert out.splitlines()[-1].startswith("backfill 2026-07-01..2026-07-03: 3 days (1 done, "
-                                           "2 skipped as finished)")
+    assert out.splitlines()[-1].startswith(
+        "backfill 2026-07-01..2026-07-03: 3 days (1 done, 2 skipped as finished)"
+    )
 
 
 def test_cli_backfill_no_progress_prints_only_the_summary(three_days, capsys):
-    assert main(["backfill", "--start", "2026-07-01", "--end", "2026-07-01",
-                 "--no-progress"]) == 0
+    assert main(["backfill", "--start", "2026-07-01", "--end", "2026-07-01", "--no-progress"]) == 0
     out, err = capsys.readouterr()
     assert "backfill (days)" not in err
     assert "2026-07-01..2026-07-01: 1 day (1 done" in out
@@ -107,15 +113,20 @@ def test_daily_and_backfill_together_on_overlapping_days_double_nothing(three_da
     from flows.daily import daily_digest
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        jobs = [pool.submit(contextvars.copy_context().run, backfill, start=START, end=END,
-                            max_parallel_days=2),
-                pool.submit(contextvars.copy_context().run, daily_digest, date=END)]
+        jobs = [
+            pool.submit(
+                contextvars.copy_context().run, backfill, start=START, end=END, max_parallel_days=2
+            ),
+            pool.submit(contextvars.copy_context().run, daily_digest, date=END),
+        ]
         for job in jobs:
             job.result()
     assert counts() == (3 * 267, 3 * 267, 3)
     with open_catalog(load_settings(), read_only=True) as con:
-        for sql in ("SELECT count(*) - count(DISTINCT digest_date) FROM digests",
-                    "SELECT count(*) - count(DISTINCT (digest_date, arxiv_id)) FROM rankings",
-                    "SELECT count(*) - count(DISTINCT (arxiv_id, ordinal)) FROM key_findings",
-                    "SELECT count(*) - count(DISTINCT arxiv_id) FROM analyses"):
+        for sql in (
+            "SELECT count(*) - count(DISTINCT digest_date) FROM digests",
+            "SELECT count(*) - count(DISTINCT (digest_date, arxiv_id)) FROM rankings",
+            "SELECT count(*) - count(DISTINCT (arxiv_id, ordinal)) FROM key_findings",
+            "SELECT count(*) - count(DISTINCT arxiv_id) FROM analyses",
+        ):
             assert con.execute(sql).fetchone() == (0,), sql

@@ -16,8 +16,14 @@ from tasks.lake import day_manifest_table, dedup_log_table, open_lake, papers_ta
 from tests.conftest import make_paper
 
 DAYS = [date(2026, 6, 29), date(2026, 6, 30), date(2026, 7, 8)]
-PARAMS = {"start": "2026-06-01", "end": "2026-07-31", "limit": "5", "keyword": "diffusion",
-          "category": "cs.CV", "day": "2026-06-30"}
+PARAMS = {
+    "start": "2026-06-01",
+    "end": "2026-07-31",
+    "limit": "5",
+    "keyword": "diffusion",
+    "category": "cs.CV",
+    "day": "2026-06-30",
+}
 
 
 def small_lake(settings):
@@ -26,18 +32,33 @@ def small_lake(settings):
     for n, day in enumerate(DAYS):
         published = f"{day.replace(day=day.day - 1).isoformat()}T12:00:00"
         papers = [
-            make_paper(f"2606.{n}001", published=published, title="Diffusion for vision",
-                       authors=("Ada Lovelace", "Alan Turing")),
-            make_paper(f"2606.{n}002", published=published, categories=("cs.LG", "cs.CV"),
-                       authors=("Ada Lovelace",), abstract="No keyword here."),
+            make_paper(
+                f"2606.{n}001",
+                published=published,
+                title="Diffusion for vision",
+                authors=("Ada Lovelace", "Alan Turing"),
+            ),
+            make_paper(
+                f"2606.{n}002",
+                published=published,
+                categories=("cs.LG", "cs.CV"),
+                authors=("Ada Lovelace",),
+                abstract="No keyword here.",
+            ),
         ]
         result = dedupe_papers(day, papers + papers[1:])
         lake.write_day("papers", day, papers_table(result.papers))
         lake.write_day("dedup_log", day, dedup_log_table(result))
         lake.write_day("day_manifests", day, day_manifest_table(result, "q", "h"))
-    run = RunRecord(run_id="run-1", flow="test", target_date=DAYS[-1],
-                    days=[d.isoformat() for d in DAYS], started_at=datetime.now(UTC),
-                    finished_at=datetime.now(UTC), status="completed")
+    run = RunRecord(
+        run_id="run-1",
+        flow="test",
+        target_date=DAYS[-1],
+        days=[d.isoformat() for d in DAYS],
+        started_at=datetime.now(UTC),
+        finished_at=datetime.now(UTC),
+        status="completed",
+    )
     register_run(settings, lake, run, run.days)
     return lake
 
@@ -45,8 +66,9 @@ def small_lake(settings):
 def test_views_expose_lake_rows_with_typed_partition(settings):
     small_lake(settings)
     with open_catalog(settings, read_only=True) as con:
-        rows = con.execute("SELECT digest_date, count(*) FROM papers GROUP BY ALL ORDER BY ALL"
-                           ).fetchall()
+        rows = con.execute(
+            "SELECT digest_date, count(*) FROM papers GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
         kind = con.execute("SELECT typeof(digest_date) FROM papers LIMIT 1").fetchone()[0]
     assert rows == [(d, 2) for d in DAYS]
     assert kind == "DATE"
@@ -122,10 +144,17 @@ def test_registration_waits_for_a_writer_in_another_process(settings):
     """DuckDB allows one writer process: registration retries until the lock is free."""
     lake = open_lake(settings)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True);"
-         "sys.stdin.read(); c.close()", settings.duckdb_path],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True);"
+            "sys.stdin.read(); c.close()",
+            settings.duckdb_path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     waits: list[float] = []
 
@@ -134,8 +163,14 @@ def test_registration_waits_for_a_writer_in_another_process(settings):
         if holder.poll() is None:
             holder.communicate("", timeout=10)  # the other writer finishes
 
-    run = RunRecord(run_id="r", flow="t", target_date=None, days=[],
-                    started_at=datetime.now(UTC), status="completed")
+    run = RunRecord(
+        run_id="r",
+        flow="t",
+        target_date=None,
+        days=[],
+        started_at=datetime.now(UTC),
+        status="completed",
+    )
     register_run(settings, lake, run, [], sleep=release_on_first_wait)
     assert waits, "registration should have waited for the lock"
     con = duckdb.connect(settings.duckdb_path, read_only=True)
@@ -143,28 +178,48 @@ def test_registration_waits_for_a_writer_in_another_process(settings):
     con.close()
 
 
-def test_catalog_and_run_records_from_before_liveness_columns_still_register_and_rebuild(
-        settings):
+def test_catalog_and_run_records_from_before_liveness_columns_still_register_and_rebuild(settings):
     """Runs recorded before `host`, `pid` and `heartbeat_at` existed stay readable."""
     import pyarrow as pa
 
     from tasks.catalog import RUNS_SCHEMA
 
     lake = open_lake(settings)
-    old_schema = pa.schema([f for f in RUNS_SCHEMA if f.name not in ("host", "pid",
-                                                                     "heartbeat_at")])
-    old = RunRecord(run_id="old", flow="t", target_date=None, days=[],
-                    started_at=datetime.now(UTC), status="completed").as_row()
+    old_schema = pa.schema(
+        [f for f in RUNS_SCHEMA if f.name not in ("host", "pid", "heartbeat_at")]
+    )
+    old = RunRecord(
+        run_id="old",
+        flow="t",
+        target_date=None,
+        days=[],
+        started_at=datetime.now(UTC),
+        status="completed",
+    ).as_row()
     lake.write_run("old", pa.Table.from_pylist([old], schema=old_schema))
     con = duckdb.connect(settings.duckdb_path)
-    types = {"run_id": "VARCHAR PRIMARY KEY", "days": "VARCHAR[]", "started_at": "TIMESTAMPTZ",
-             "finished_at": "TIMESTAMPTZ", "target_date": "DATE", "cost_usd": "DOUBLE"}
+    types = {
+        "run_id": "VARCHAR PRIMARY KEY",
+        "days": "VARCHAR[]",
+        "started_at": "TIMESTAMPTZ",
+        "finished_at": "TIMESTAMPTZ",
+        "target_date": "DATE",
+        "cost_usd": "DOUBLE",
+    }
     columns = ", ".join(f"{f.name} {types.get(f.name, 'VARCHAR')}" for f in old_schema)
     con.execute(f"CREATE TABLE runs ({columns})")  # an old catalog's table
     con.close()
 
-    new = RunRecord(run_id="new", flow="t", target_date=None, days=[],
-                    started_at=datetime.now(UTC), status="completed", host="h", pid=7)
+    new = RunRecord(
+        run_id="new",
+        flow="t",
+        target_date=None,
+        days=[],
+        started_at=datetime.now(UTC),
+        status="completed",
+        host="h",
+        pid=7,
+    )
     register_run(settings, lake, new, [])
     rebuild_catalog(settings, lake)
     with open_catalog(settings, read_only=True) as con:
@@ -189,7 +244,8 @@ def test_empty_views_follow_arrow_schemas_when_a_column_is_added(settings, monke
 
 
 def test_runs_table_follows_runs_schema_and_keeps_its_key_when_a_column_is_added(
-        settings, monkeypatch):
+    settings, monkeypatch
+):
     """An existing catalog gains a new RUNS_SCHEMA column; run_id stays the primary key."""
     import pyarrow as pa
 
@@ -198,17 +254,23 @@ def test_runs_table_follows_runs_schema_and_keeps_its_key_when_a_column_is_added
 
     with open_catalog(settings) as con:
         create_schema(con)  # a catalog made before the column existed
-    monkeypatch.setattr(catalog_module, "RUNS_SCHEMA",
-                        RUNS_SCHEMA.append(pa.field("profile", pa.string())))
+    monkeypatch.setattr(
+        catalog_module, "RUNS_SCHEMA", RUNS_SCHEMA.append(pa.field("profile", pa.string()))
+    )
     with open_catalog(settings) as con:
         create_schema(con)
         columns = [c[0] for c in con.execute("DESCRIBE runs").fetchall()]
-        con.execute("INSERT INTO runs (run_id, flow, started_at, status) "
-                    "VALUES ('r', 'f', now(), 'running')")
+        con.execute(
+            "INSERT INTO runs (run_id, flow, started_at, status) "
+            "VALUES ('r', 'f', now(), 'running')"
+        )
         with pytest.raises(duckdb.ConstraintException):
-            con.execute("INSERT INTO runs (run_id, flow, started_at, status) "
-                        "VALUES ('r', 'f', now(), 'running')")
+            con.execute(
+                "INSERT INTO runs (run_id, flow, started_at, status) "
+                "VALUES ('r', 'f', now(), 'running')"
+            )
         with pytest.raises(duckdb.ConstraintException):
-            con.execute("INSERT INTO runs (run_id, started_at, status) "
-                        "VALUES ('s', now(), 'running')")  # no flow
+            con.execute(
+                "INSERT INTO runs (run_id, started_at, status) VALUES ('s', now(), 'running')"
+            )  # no flow
     assert columns == [*RUNS_SCHEMA.names, "profile"]

@@ -31,25 +31,31 @@ def nothing_written(work: Path) -> bool:
     return not (work / "lake").exists() and not (work / "digest.duckdb").exists()
 
 
-@pytest.mark.parametrize(("value", "needle"), [
-    ("2026-13-01", "'2026-13-01' is not a valid date"),
-    ("yesterday", "'yesterday' is not a valid date"),
-    ("2026-6-30", "use YYYY-MM-DD"),
-    ("2999-01-01", "is in the future"),
-    ("1990-01-01", "before arXiv's first papers"),
-])
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("2026-13-01", "'2026-13-01' is not a valid date"),
+        ("yesterday", "'yesterday' is not a valid date"),
+        ("2026-6-30", "use YYYY-MM-DD"),
+        ("2999-01-01", "is in the future"),
+        ("1990-01-01", "before arXiv's first papers"),
+    ],
+)
 def test_run_rejects_bad_date(settings_env, capsys, value, needle):
     code, _, err = run_cli(capsys, "run", "--date", value)
     assert_one_line_error(code, err, needle)
     assert nothing_written(settings_env)
 
 
-@pytest.mark.parametrize(("start", "end", "needle"), [
-    ("2026-06-30", "2026-06-01", "the range is reversed"),
-    ("2026-06-01", "2999-01-01", "end date 2999-01-01 is in the future"),
-    ("2020-01-01", "2026-06-01", "pass --yes to confirm"),
-    ("2026-06-01", "June 3", "'June 3' is not a valid date"),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "needle"),
+    [
+        ("2026-06-30", "2026-06-01", "the range is reversed"),
+        ("2026-06-01", "2999-01-01", "end date 2999-01-01 is in the future"),
+        ("2020-01-01", "2026-06-01", "pass --yes to confirm"),
+        ("2026-06-01", "June 3", "'June 3' is not a valid date"),
+    ],
+)
 def test_backfill_rejects_bad_range(settings_env, capsys, start, end, needle):
     code, _, err = run_cli(capsys, "backfill", "--start", start, "--end", end)
     assert_one_line_error(code, err, needle)
@@ -112,8 +118,9 @@ def test_import_digest_loads_reference_byte_for_byte(settings_env, capsys):
 
     code, out, _ = run_cli(capsys, "import-digest", str(reference))
     assert code == 0 and "imported digest 2025-12-05 (10 papers)" in out
-    code, out, _ = run_cli(capsys, "query",
-                           "SELECT md5(markdown) AS h, language, topic FROM digests")
+    code, out, _ = run_cli(
+        capsys, "query", "SELECT md5(markdown) AS h, language, topic FROM digests"
+    )
     import hashlib
 
     assert hashlib.md5(reference.read_bytes()).hexdigest() in out

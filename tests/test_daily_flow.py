@@ -26,7 +26,8 @@ def lake_hashes(root: Path) -> dict[str, str]:
     """Every data file of the lake except run records (which are per run by design)."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*.parquet")) if "runs" not in p.parts
+        for p in sorted(root.rglob("*.parquet"))
+        if "runs" not in p.parts
     }
 
 
@@ -45,14 +46,14 @@ def test_daily_run_lands_each_replayed_paper_once_and_explains_every_drop(run_en
     daily_digest(date=DAY, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
         papers, distinct = con.execute(
-            "SELECT count(*), count(DISTINCT arxiv_id) FROM papers WHERE digest_date = ?",
-            [DAY]).fetchone()
+            "SELECT count(*), count(DISTINCT arxiv_id) FROM papers WHERE digest_date = ?", [DAY]
+        ).fetchone()
         dropped, reasons = con.execute(
-            "SELECT count(*), list(DISTINCT reason) FROM dedup_log WHERE digest_date = ?",
-            [DAY]).fetchone()
+            "SELECT count(*), list(DISTINCT reason) FROM dedup_log WHERE digest_date = ?", [DAY]
+        ).fetchone()
         day_row = con.execute(
-            "SELECT status, candidates, papers, dropped FROM days WHERE digest_date = ?",
-            [DAY]).fetchone()
+            "SELECT status, candidates, papers, dropped FROM days WHERE digest_date = ?", [DAY]
+        ).fetchone()
     assert (papers, distinct) == (CV_DISTINCT, CV_DISTINCT)
     assert papers + dropped == CV_ROWS  # every candidate is either kept or explained
     assert reasons == ["cross-list"]
@@ -85,7 +86,8 @@ def test_late_paper_lands_on_next_run_through_lookback_exactly_once(run_env, rep
     with open_catalog(load_settings(), read_only=True) as con:
         rows = con.execute(
             "SELECT digest_date, count(*), count(DISTINCT arxiv_id) FROM papers GROUP BY ALL "
-            "ORDER BY ALL").fetchall()
+            "ORDER BY ALL"
+        ).fetchall()
         total = con.execute("SELECT count(*) FROM papers").fetchone()[0]
     assert (DAY, CV_DISTINCT, CV_DISTINCT) in rows
     assert total == CV_DISTINCT
@@ -100,8 +102,9 @@ def test_empty_target_day_is_error_and_writes_no_papers(run_env):
 def test_allow_empty_records_empty_day(run_env):
     daily_digest(date=date(2026, 6, 1), allow_empty=True, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
-        assert con.execute("SELECT papers FROM days WHERE digest_date = DATE '2026-06-01'"
-                           ).fetchone() == (0,)
+        assert con.execute(
+            "SELECT papers FROM days WHERE digest_date = DATE '2026-06-01'"
+        ).fetchone() == (0,)
 
 
 def test_adjacent_days_never_both_hold_a_paper(run_env):
@@ -110,12 +113,16 @@ def test_adjacent_days_never_both_hold_a_paper(run_env):
     for day in (date(2026, 6, 29), DAY, date(2026, 7, 1)):
         daily_digest(date=day, allow_empty=True, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
-        twice = con.execute("SELECT count(*) FROM (SELECT arxiv_id FROM papers GROUP BY arxiv_id "
-                            "HAVING count(DISTINCT digest_date) > 1)").fetchone()[0]
-        boundary = con.execute("SELECT digest_date FROM papers WHERE published = "
-                               "TIMESTAMPTZ '2026-06-29 00:00:00+00'").fetchall()
-        reasons = con.execute("SELECT list(DISTINCT reason) FROM dedup_log "
-                              "WHERE digest_date = DATE '2026-06-29'").fetchone()[0]
+        twice = con.execute(
+            "SELECT count(*) FROM (SELECT arxiv_id FROM papers GROUP BY arxiv_id "
+            "HAVING count(DISTINCT digest_date) > 1)"
+        ).fetchone()[0]
+        boundary = con.execute(
+            "SELECT digest_date FROM papers WHERE published = TIMESTAMPTZ '2026-06-29 00:00:00+00'"
+        ).fetchall()
+        reasons = con.execute(
+            "SELECT list(DISTINCT reason) FROM dedup_log WHERE digest_date = DATE '2026-06-29'"
+        ).fetchone()[0]
     assert twice == 0
     assert boundary == [(DAY,)]
     assert reasons == ["out-of-window"]
@@ -137,7 +144,8 @@ def test_backfill_covers_inclusive_range_and_matches_daily(run_env):
 
 
 def test_s3_run_lands_same_rows_as_local_and_duckdb_reads_them_via_httpfs(
-        run_env, s3_bucket, monkeypatch):
+    run_env, s3_bucket, monkeypatch
+):
     daily_digest(date=DAY, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
         local = con.execute("SELECT * FROM papers ORDER BY arxiv_id").fetchall()
@@ -145,8 +153,9 @@ def test_s3_run_lands_same_rows_as_local_and_duckdb_reads_them_via_httpfs(
     monkeypatch.setenv("DIGEST_DUCKDB_PATH", str(run_env / "s3.duckdb"))
     daily_digest(date=DAY, digest=False)
     with open_catalog(load_settings(), read_only=True) as con:
-        glob = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'papers'"
-                           ).fetchone()[0]
+        glob = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'papers'").fetchone()[
+            0
+        ]
         remote = con.execute("SELECT * FROM papers ORDER BY arxiv_id").fetchall()
     assert f"s3://{s3_bucket}/lake/papers/" in glob
     assert remote == local

@@ -26,38 +26,53 @@ DAY = date(2026, 6, 30)
 # the drops as (id, version, reason, candidate index, a piece of the detail).
 DROP_REASONS = [
     pytest.param(
-        [make_paper("2606.1", 1, updated="2026-06-29T10:00:00"),
-         make_paper("2606.1", 2, updated="2026-07-01T09:00:00", title="Better title")], {},
+        [
+            make_paper("2606.1", 1, updated="2026-06-29T10:00:00"),
+            make_paper("2606.1", 2, updated="2026-07-01T09:00:00", title="Better title"),
+        ],
+        {},
         [("2606.1", 2, "Better title")],
         [("2606.1", 1, REASON_VERSION, 0, "superseded by v2")],
-        id="older-version-in-the-fetch"),
+        id="older-version-in-the-fetch",
+    ),
     pytest.param(
-        [make_paper("2606.13", 1)], {"existing": [make_paper("2606.13", 2)]},
+        [make_paper("2606.13", 1)],
+        {"existing": [make_paper("2606.13", 2)]},
         [("2606.13", 2, "A paper")],
         [("2606.13", 1, REASON_VERSION, 0, "the day already holds v2")],
-        id="older-version-than-the-day-holds"),
+        id="older-version-than-the-day-holds",
+    ),
     pytest.param(
-        [make_paper("2606.2", categories=("cs.CV", "cs.AI"))] * 3, {},
+        [make_paper("2606.2", categories=("cs.CV", "cs.AI"))] * 3,
+        {},
         [("2606.2", 1, "A paper")],
-        [("2606.2", 1, REASON_CROSS_LIST, 1, "categories cs.CV, cs.AI"),
-         ("2606.2", 1, REASON_CROSS_LIST, 2, "categories cs.CV, cs.AI")],
-        id="cross-listed"),
+        [
+            ("2606.2", 1, REASON_CROSS_LIST, 1, "categories cs.CV, cs.AI"),
+            ("2606.2", 1, REASON_CROSS_LIST, 2, "categories cs.CV, cs.AI"),
+        ],
+        id="cross-listed",
+    ),
     pytest.param(
-        [make_paper("2606.3")] * 2, {},
+        [make_paper("2606.3")] * 2,
+        {},
         [("2606.3", 1, "A paper")],
         [("2606.3", 1, REASON_REPEAT, 1, "served twice")],
-        id="repeated-single-category"),
+        id="repeated-single-category",
+    ),
     pytest.param(
-        [make_paper("2606.4", 2)], {"earlier": {"2606.4": date(2026, 6, 29)}},
+        [make_paper("2606.4", 2)],
+        {"earlier": {"2606.4": date(2026, 6, 29)}},
         [],
         [("2606.4", 2, REASON_EARLIER_DIGEST, 0, "already in the digest of 2026-06-29")],
-        id="in-an-earlier-digest"),
+        id="in-an-earlier-digest",
+    ),
     pytest.param(
         [make_paper("2605.5", published="2026-05-01T12:00:00", updated="2026-06-29T08:00:00")],
         {},
         [],
         [("2605.5", 1, REASON_OUT_OF_WINDOW, 0, "2026-05-02")],
-        id="published-outside-the-window"),
+        id="published-outside-the-window",
+    ),
 ]
 
 
@@ -66,7 +81,8 @@ def test_dedupe_keeps_one_row_per_paper_and_explains_each_drop(candidates, known
     day = dedupe_papers(DAY, candidates, **known)
     assert [(p.arxiv_id, p.version, p.title) for p in day.papers] == kept
     assert [(d.arxiv_id, d.version, d.reason, d.candidate_index) for d in day.drops] == [
-        row[:4] for row in dropped]
+        row[:4] for row in dropped
+    ]
     for drop, (*_, detail) in zip(day.drops, dropped, strict=True):
         assert detail in drop.detail
 
@@ -114,17 +130,19 @@ def test_window_is_half_open_so_a_midnight_paper_is_in_exactly_one_day():
     assert [p.arxiv_id for p in this_day.papers] == ["2606.21"]
     assert [p.arxiv_id for p in next_day.papers] == ["2606.20"]
     assert [d.reason for d in this_day.drops + next_day.drops] == [REASON_OUT_OF_WINDOW] * 2
-    assert day_window(DAY) == (datetime(2026, 6, 29, tzinfo=UTC),
-                               datetime(2026, 6, 30, tzinfo=UTC))
+    assert day_window(DAY) == (datetime(2026, 6, 29, tzinfo=UTC), datetime(2026, 6, 30, tzinfo=UTC))
     assert not in_window(midnight.published, DAY)
     assert in_window(midnight.published, date(2026, 7, 1))
 
 
 def test_window_is_utc_whatever_zone_the_timestamp_carries():
     # 2026-06-30 01:30 at UTC+2 is 2026-06-29 23:30 UTC: a paper of digest 2026-06-30.
-    paper = replace(make_paper("2606.22"),
-                    published=datetime(2026, 6, 30, 1, 30, tzinfo=timezone(timedelta(hours=2))))
+    paper = replace(
+        make_paper("2606.22"),
+        published=datetime(2026, 6, 30, 1, 30, tzinfo=timezone(timedelta(hours=2))),
+    )
     assert paper.digest_date == DAY
     assert [p.arxiv_id for p in dedupe_papers(DAY, [paper]).papers] == ["2606.22"]
     assert [d.reason for d in dedupe_papers(date(2026, 7, 1), [paper]).drops] == [
-        REASON_OUT_OF_WINDOW]
+        REASON_OUT_OF_WINDOW
+    ]

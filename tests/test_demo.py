@@ -25,17 +25,31 @@ def demo(tmp_path: Path) -> Iterator[Callable[..., Demo]]:
 
     def start(**overrides: str) -> Demo:
         marker = new_marker()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("DIGEST_", "AWS_")) and k != "PREFECT_API_URL"}
-        env.update(marker, DEMO_SKIP_SETUP="1", DEMO_LLM="fake",
-                   DIGEST_LAKE_URL=str(tmp_path / "lake"),
-                   DIGEST_DUCKDB_PATH=str(tmp_path / "digest.duckdb"),
-                   DIGEST_OUTPUT_DIR=str(tmp_path / "output"),
-                   PREFECT_HOME=str(tmp_path / "prefect-home"), **overrides)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DIGEST_", "AWS_")) and k != "PREFECT_API_URL"
+        }
+        env.update(
+            marker,
+            DEMO_SKIP_SETUP="1",
+            DEMO_LLM="fake",
+            DIGEST_LAKE_URL=str(tmp_path / "lake"),
+            DIGEST_DUCKDB_PATH=str(tmp_path / "digest.duckdb"),
+            DIGEST_OUTPUT_DIR=str(tmp_path / "output"),
+            PREFECT_HOME=str(tmp_path / "prefect-home"),
+            **overrides,
+        )
         # A session of its own, as a terminal gives a command: Ctrl-C is SIGINT to its group.
-        process = subprocess.Popen(["bash", "scripts/demo.sh"], cwd=REPO, env=env, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            ["bash", "scripts/demo.sh"],
+            cwd=REPO,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         started.append((process, Lines(process), marker))
         return started[-1]
 

@@ -37,27 +37,46 @@ FLOW_RUN_S = 180.0
 
 def prefect_env(home: Path, api_url: str, **extra: str) -> dict[str, str]:
     """This process's environment without any Prefect/DIGEST_/AWS_ settings, plus ours."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "DIGEST_", "AWS_"))}
-    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=api_url,
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
-               LITELLM_LOCAL_MODEL_COST_MAP="True", **extra)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DIGEST_", "AWS_"))}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=api_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        **extra,
+    )
     return env
 
 
 def prefect_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """One `prefect --no-prompt ...` command from this venv, with no stdin (as in CI)."""
-    return subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", *args], cwd=cwd,
-                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=CLI_S, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_S,
+        check=False,
+    )
 
 
-def start_process(args: list[str], *, env: dict[str, str], cwd: Path,
-                  log: Path) -> subprocess.Popen[bytes]:
+def start_process(
+    args: list[str], *, env: dict[str, str], cwd: Path, log: Path
+) -> subprocess.Popen[bytes]:
     """A background process in its own process group (so cleanup reaches its children)."""
     with log.open("wb") as out:
-        return subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
@@ -78,8 +97,15 @@ def tail(log: Path, chars: int = 3000) -> str:
     return log.read_text(errors="replace")[-chars:] if log.exists() else ""
 
 
-def poll_until(check: Callable[[], Any], *, within_s: float, what: str,
-               alongside: subprocess.Popen[bytes], log: Path, interval_s: float = 0.5) -> Any:
+def poll_until(
+    check: Callable[[], Any],
+    *,
+    within_s: float,
+    what: str,
+    alongside: subprocess.Popen[bytes],
+    log: Path,
+    interval_s: float = 0.5,
+) -> Any:
     """`check()`'s first truthy result, polled until a monotonic deadline.
 
     The pause between polls is a bounded wait on `alongside`, the process the condition depends
@@ -108,28 +134,35 @@ def wait_for_server_health(api_url: str, server: subprocess.Popen[bytes], log: P
         except requests.RequestException:
             return False
 
-    poll_until(healthy, within_s=SERVER_START_S, what="prefect server health",
-               alongside=server, log=log)
+    poll_until(
+        healthy, within_s=SERVER_START_S, what="prefect server health", alongside=server, log=log
+    )
 
 
-def wait_for_terminal_state(api_url: str, flow_run_id: str, server: subprocess.Popen[bytes],
-                            log: Path) -> dict[str, Any]:
+def wait_for_terminal_state(
+    api_url: str, flow_run_id: str, server: subprocess.Popen[bytes], log: Path
+) -> dict[str, Any]:
     """The flow run once its state is final (COMPLETED, FAILED, CRASHED, CANCELLED)."""
 
     def final() -> dict[str, Any] | None:
         run = requests.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
         state = run.get("state") or {}
-        return run if state.get("type") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} \
-            else None
+        return run if state.get("type") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} else None
 
-    return poll_until(final, within_s=FLOW_RUN_S, what=f"flow run {flow_run_id} final state",
-                      alongside=server, log=log)
+    return poll_until(
+        final,
+        within_s=FLOW_RUN_S,
+        what=f"flow run {flow_run_id} final state",
+        alongside=server,
+        log=log,
+    )
 
 
 def cli_ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, (
         f"{' '.join(map(str, result.args[2:]))} exited {result.returncode}\n"
-        f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+        f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+    )
     return result.stdout
 
 
@@ -143,10 +176,26 @@ def test_deploy_all_then_a_worker_runs_the_replayed_day(tmp_path, replay):
     server_log, worker_log = tmp_path / "server.log", tmp_path / "worker.log"
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        procs.append(server := start_process(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port), "--no-ui", "--no-scheduler"],
-            env=env, cwd=tmp_path, log=server_log))
+        procs.append(
+            server := start_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-ui",
+                    "--no-scheduler",
+                ],
+                env=env,
+                cwd=tmp_path,
+                log=server_log,
+            )
+        )
         wait_for_server_health(api, server, server_log)
 
         cli_ok(prefect_cli("work-pool", "create", POOL, "--type", "process", env=env, cwd=ROOT))
@@ -163,18 +212,33 @@ def test_deploy_all_then_a_worker_runs_the_replayed_day(tmp_path, replay):
         assert backfill["entrypoint"] == "flows/backfill.py:backfill"
         assert daily["work_pool_name"] == backfill["work_pool_name"] == POOL
         assert daily["pull_steps"] == backfill["pull_steps"] == pull
-        assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"])
-                for s in daily["schedules"]] == [("30 20 * * *", "America/New_York", True)]
+        assert [
+            (s["schedule"]["cron"], s["schedule"]["timezone"], s["active"])
+            for s in daily["schedules"]
+        ] == [("30 20 * * *", "America/New_York", True)]
         assert backfill["schedules"] == []
         assert daily["parameters"] == {"allow_empty": True}
         assert set(backfill["parameter_openapi_schema"]["required"]) == {"start", "end"}
-        missing = requests.post(f"{api}/deployments/{backfill['id']}/create_flow_run",
-                                json={"parameters": {}}, timeout=10)
+        missing = requests.post(
+            f"{api}/deployments/{backfill['id']}/create_flow_run",
+            json={"parameters": {}},
+            timeout=10,
+        )
         assert missing.status_code == 409, missing.text  # start/end are enforced
 
-        created = cli_ok(prefect_cli(
-            "deployment", "run", "daily-digest/daily", "--param", f"date={DAY.isoformat()}",
-            "--param", "digest=false", env=env, cwd=tmp_path))
+        created = cli_ok(
+            prefect_cli(
+                "deployment",
+                "run",
+                "daily-digest/daily",
+                "--param",
+                f"date={DAY.isoformat()}",
+                "--param",
+                "digest=false",
+                env=env,
+                cwd=tmp_path,
+            )
+        )
         match = re.search(r"UUID: ([0-9a-f-]{36})", created)
         assert match, created
         flow_run_id = match.group(1)
@@ -182,13 +246,31 @@ def test_deploy_all_then_a_worker_runs_the_replayed_day(tmp_path, replay):
         # The worker starts outside the checkout: the pull step takes the run into it.
         lake = tmp_path / "lake"
         worker_env = env | {
-            "DIGEST_LAKE_URL": str(lake / "data"), "DIGEST_DUCKDB_PATH": str(lake / "d.duckdb"),
-            "DIGEST_OUTPUT_DIR": str(lake / "output"), "DIGEST_ARXIV_API_URL": replay.url,
-            "DIGEST_ARXIV_DELAY_S": "0", "DIGEST_ARXIV_BACKOFF_S": "0.01",
+            "DIGEST_LAKE_URL": str(lake / "data"),
+            "DIGEST_DUCKDB_PATH": str(lake / "d.duckdb"),
+            "DIGEST_OUTPUT_DIR": str(lake / "output"),
+            "DIGEST_ARXIV_API_URL": replay.url,
+            "DIGEST_ARXIV_DELAY_S": "0",
+            "DIGEST_ARXIV_BACKOFF_S": "0.01",
         }
-        procs.append(worker := start_process(
-            [sys.executable, "-m", "prefect", "--no-prompt", "worker", "start", "--pool", POOL,
-             "--run-once"], env=worker_env, cwd=tmp_path, log=worker_log))
+        procs.append(
+            worker := start_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "--no-prompt",
+                    "worker",
+                    "start",
+                    "--pool",
+                    POOL,
+                    "--run-once",
+                ],
+                env=worker_env,
+                cwd=tmp_path,
+                log=worker_log,
+            )
+        )
         try:
             worker_code = worker.wait(timeout=FLOW_RUN_S)  # --run-once waits for its runs
         except subprocess.TimeoutExpired:
@@ -197,8 +279,7 @@ def test_deploy_all_then_a_worker_runs_the_replayed_day(tmp_path, replay):
 
         run = wait_for_terminal_state(api, flow_run_id, server, server_log)
         assert run["state"]["type"] == "COMPLETED", (run["state"], tail(worker_log))
-        assert run["parameters"] == {"allow_empty": True, "date": DAY.isoformat(),
-                                     "digest": False}
+        assert run["parameters"] == {"allow_empty": True, "date": DAY.isoformat(), "digest": False}
         assert replay.requests, "the flow run never reached the replayed arXiv API"
     finally:
         for proc in reversed(procs):
@@ -206,8 +287,9 @@ def test_deploy_all_then_a_worker_runs_the_replayed_day(tmp_path, replay):
 
     con = duckdb.connect(str(lake / "d.duckdb"), read_only=True)
     try:
-        (distinct,) = con.execute("SELECT count(DISTINCT arxiv_id) FROM papers "
-                                  "WHERE digest_date = ?", [DAY]).fetchone()
+        (distinct,) = con.execute(
+            "SELECT count(DISTINCT arxiv_id) FROM papers WHERE digest_date = ?", [DAY]
+        ).fetchone()
     finally:
         con.close()
     assert distinct == CV_DISTINCT

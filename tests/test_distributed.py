@@ -47,37 +47,62 @@ BACKFILL_S = 150.0  # a whole CLI backfill (reference or distributed), start to 
 WORKERS_ONLINE_S = 60.0
 # Lake datasets whose rows depend only on the input days, the prompts and the LLM's answers.
 # (runs and llm_calls record who did the work and when; they differ by design.)
-CONTENT_TABLES = ("papers", "dedup_log", "day_manifests", "rankings", "analyses",
-                  "key_findings", "digests", "llm_cache")
+CONTENT_TABLES = (
+    "papers",
+    "dedup_log",
+    "day_manifests",
+    "rankings",
+    "analyses",
+    "key_findings",
+    "digests",
+    "llm_cache",
+)
 SUBMITTING = re.compile(r"Worker '[^']+' submitting flow run '([0-9a-f-]{36})'")
 ABORTED = re.compile(r"Aborted submission of flow run '([0-9a-f-]{36})'")
 
 
-def digest_env(arxiv_url: str, llm_url: str, *, lake: Path, catalog: Path,
-               output: Path) -> dict[str, str]:
+def digest_env(
+    arxiv_url: str, llm_url: str, *, lake: Path, catalog: Path, output: Path
+) -> dict[str, str]:
     """DIGEST_* settings of one "machine": its lake, catalog and digest output directory."""
     return {
-        "DIGEST_LAKE_URL": str(lake), "DIGEST_DUCKDB_PATH": str(catalog),
-        "DIGEST_OUTPUT_DIR": str(output), "DIGEST_ARXIV_API_URL": arxiv_url,
-        "DIGEST_ARXIV_DELAY_S": "0", "DIGEST_ARXIV_BACKOFF_S": "0.01",
-        "DIGEST_LLM_MODEL": "openai/fake-model", "DIGEST_LLM_API_BASE": llm_url,
-        "DIGEST_FULLTEXT": "false", "DIGEST_TOP_N": "1", "DIGEST_LLM_BACKOFF_S": "0.01",
+        "DIGEST_LAKE_URL": str(lake),
+        "DIGEST_DUCKDB_PATH": str(catalog),
+        "DIGEST_OUTPUT_DIR": str(output),
+        "DIGEST_ARXIV_API_URL": arxiv_url,
+        "DIGEST_ARXIV_DELAY_S": "0",
+        "DIGEST_ARXIV_BACKOFF_S": "0.01",
+        "DIGEST_LLM_MODEL": "openai/fake-model",
+        "DIGEST_LLM_API_BASE": llm_url,
+        "DIGEST_FULLTEXT": "false",
+        "DIGEST_TOP_N": "1",
+        "DIGEST_LLM_BACKOFF_S": "0.01",
         "DIGEST_LLM_TIMEOUT_S": "10",
     }
 
 
-def arxiv_digest_cli(*args: str, env: dict[str, str],
-                     cwd: Path) -> subprocess.CompletedProcess[str]:
+def arxiv_digest_cli(
+    *args: str, env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
     """One `arxiv-digest ...` command from this venv, bounded by BACKFILL_S."""
     try:
-        return subprocess.run([sys.executable, "-m", "arxiv_digest.cli", *args], cwd=cwd,
-                              env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=BACKFILL_S, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "arxiv_digest.cli", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=BACKFILL_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"")[-3000:]
         err = (exc.stderr or b"")[-3000:]
-        raise AssertionError(f"arxiv-digest {' '.join(args)} still running after "
-                             f"{BACKFILL_S:.0f} s\nstdout:\n{out!r}\nstderr:\n{err!r}") from None
+        raise AssertionError(
+            f"arxiv-digest {' '.join(args)} still running after "
+            f"{BACKFILL_S:.0f} s\nstdout:\n{out!r}\nstderr:\n{err!r}"
+        ) from None
 
 
 def wait_for_exit(proc: subprocess.Popen[bytes], within_s: float, log: Path) -> int:
@@ -85,12 +110,14 @@ def wait_for_exit(proc: subprocess.Popen[bytes], within_s: float, log: Path) -> 
     try:
         return proc.wait(timeout=within_s)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"{proc.args[:5]} still running after {within_s:.0f} s\n"
-                             f"{tail(log)}") from None
+        raise AssertionError(
+            f"{proc.args[:5]} still running after {within_s:.0f} s\n{tail(log)}"
+        ) from None
 
 
-def wait_for_workers_online(api: str, names: tuple[str, ...],
-                            workers: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+def wait_for_workers_online(
+    api: str, names: tuple[str, ...], workers: list[subprocess.Popen[bytes]], logs: list[Path]
+) -> None:
     """Block until every named worker has sent a heartbeat to the pool (or one of them dies)."""
 
     def online() -> bool:
@@ -102,13 +129,21 @@ def wait_for_workers_online(api: str, names: tuple[str, ...],
         seen = {w["name"] for w in response.json() if w.get("status") == "ONLINE"}
         return set(names) <= seen
 
-    poll_until(online, within_s=WORKERS_ONLINE_S, what=f"workers {names} online",
-               alongside=workers[-1], log=logs[-1])
+    poll_until(
+        online,
+        within_s=WORKERS_ONLINE_S,
+        what=f"workers {names} online",
+        alongside=workers[-1],
+        log=logs[-1],
+    )
 
 
 def deployment_runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
-    response = requests.post(f"{api}/flow_runs/filter", timeout=10, json={
-        "flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 200})
+    response = requests.post(
+        f"{api}/flow_runs/filter",
+        timeout=10,
+        json={"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 200},
+    )
     response.raise_for_status()
     return response.json()
 
@@ -138,8 +173,9 @@ def catalog_rows(catalog: Path, table_or_query: str) -> list[tuple[Any, ...]]:
 
 def rendered_files(out: Path) -> dict[str, bytes]:
     """Every file under an output directory, by relative path."""
-    return {p.relative_to(out).as_posix(): p.read_bytes()
-            for p in sorted(out.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.slow
@@ -158,36 +194,92 @@ def test_two_workers_split_a_distributed_backfill_and_match_single_machine_run(t
     procs: list[subprocess.Popen[bytes]] = []
     with ReplayServer(days=write_days(tmp_path / "days", FIRST, len(DAYS))) as arxiv:
         try:
-            procs.append(server := start_process(
-                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                 "--port", str(port), "--no-ui", "--no-scheduler"],
-                env=env, cwd=tmp_path, log=server_log))
+            procs.append(
+                server := start_process(
+                    [
+                        sys.executable,
+                        "-m",
+                        "prefect",
+                        "server",
+                        "start",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--no-ui",
+                        "--no-scheduler",
+                    ],
+                    env=env,
+                    cwd=tmp_path,
+                    log=server_log,
+                )
+            )
             wait_for_server_health(api, server, server_log)
             timings["server up"] = time.monotonic() - started
 
             # 1. The single-machine reference, in the background: one in-process backfill of the
             #    four days, one day at a time, into its own lake, catalog and output directory.
             reference_log = tmp_path / "reference.log"
-            procs.append(reference := start_process(
-                [sys.executable, "-m", "arxiv_digest.cli", "backfill",
-                 "--start", DAYS[0].isoformat(), "--end", DAYS[-1].isoformat(), "--parallel", "1"],
-                env=env | digest_env(arxiv.url, fake_llm.base_url, lake=single / "lake",
-                                     catalog=single / "digest.duckdb", output=single / "output"),
-                cwd=tmp_path, log=reference_log))
+            procs.append(
+                reference := start_process(
+                    [
+                        sys.executable,
+                        "-m",
+                        "arxiv_digest.cli",
+                        "backfill",
+                        "--start",
+                        DAYS[0].isoformat(),
+                        "--end",
+                        DAYS[-1].isoformat(),
+                        "--parallel",
+                        "1",
+                    ],
+                    env=env
+                    | digest_env(
+                        arxiv.url,
+                        fake_llm.base_url,
+                        lake=single / "lake",
+                        catalog=single / "digest.duckdb",
+                        output=single / "output",
+                    ),
+                    cwd=tmp_path,
+                    log=reference_log,
+                )
+            )
 
             # 2. Two "machines" on one pool, sharing the lake and the output directory, each
             #    with its own catalog. --limit 1: one day run at a time each, so neither can take
             #    every day while the other idles.
-            cli_ok(prefect_cli("work-pool", "create", POOL, "--type", "process",
-                               env=env, cwd=ROOT))
+            cli_ok(prefect_cli("work-pool", "create", POOL, "--type", "process", env=env, cwd=ROOT))
             for name, log in zip(WORKERS, worker_logs, strict=True):
                 worker_env = env | digest_env(
-                    arxiv.url, fake_llm.base_url, lake=shared_lake,
-                    catalog=tmp_path / name / "digest.duckdb", output=shared_output)
-                procs.append(start_process(
-                    [sys.executable, "-m", "prefect", "--no-prompt", "worker", "start",
-                     "--pool", POOL, "--name", name, "--limit", "1"],
-                    env=worker_env, cwd=tmp_path, log=log))
+                    arxiv.url,
+                    fake_llm.base_url,
+                    lake=shared_lake,
+                    catalog=tmp_path / name / "digest.duckdb",
+                    output=shared_output,
+                )
+                procs.append(
+                    start_process(
+                        [
+                            sys.executable,
+                            "-m",
+                            "prefect",
+                            "--no-prompt",
+                            "worker",
+                            "start",
+                            "--pool",
+                            POOL,
+                            "--name",
+                            name,
+                            "--limit",
+                            "1",
+                        ],
+                        env=worker_env,
+                        cwd=tmp_path,
+                        log=log,
+                    )
+                )
             cli_ok(prefect_cli("deploy", "--all", env=env, cwd=ROOT))
             wait_for_workers_online(api, WORKERS, procs[2:], worker_logs)
             timings["pool+workers+deploy"] = time.monotonic() - started
@@ -195,16 +287,29 @@ def test_two_workers_split_a_distributed_backfill_and_match_single_machine_run(t
             # 3. The distributed backfill, from a third "machine" on the shared lake.
             mark = time.monotonic()
             distributed = arxiv_digest_cli(
-                "backfill", "--start", DAYS[0].isoformat(), "--end", DAYS[-1].isoformat(),
-                "--distributed", cwd=tmp_path,
-                env=env | digest_env(arxiv.url, fake_llm.base_url, lake=shared_lake,
-                                     catalog=parent / "digest.duckdb", output=shared_output))
+                "backfill",
+                "--start",
+                DAYS[0].isoformat(),
+                "--end",
+                DAYS[-1].isoformat(),
+                "--distributed",
+                cwd=tmp_path,
+                env=env
+                | digest_env(
+                    arxiv.url,
+                    fake_llm.base_url,
+                    lake=shared_lake,
+                    catalog=parent / "digest.duckdb",
+                    output=shared_output,
+                ),
+            )
             timings["distributed backfill"] = time.monotonic() - mark
             worker_tails = "\n".join(f"--- {log.name}\n{tail(log)}" for log in worker_logs)
             assert distributed.returncode == 0, (
                 f"distributed backfill exited {distributed.returncode}\n"
                 f"stdout:\n{distributed.stdout[-3000:]}\nstderr:\n{distributed.stderr[-3000:]}\n"
-                f"{worker_tails}")
+                f"{worker_tails}"
+            )
             assert "4 day runs" in distributed.stdout, distributed.stdout
             assert "backfill (day runs)" in distributed.stderr and "4/4" in distributed.stderr
             assert wait_for_exit(reference, BACKFILL_S, reference_log) == 0, tail(reference_log)
@@ -213,14 +318,21 @@ def test_two_workers_split_a_distributed_backfill_and_match_single_machine_run(t
             # 4. One single-day run per day, all completed, split between both workers.
             deployment = requests.get(f"{api}/deployments/name/backfill/backfill", timeout=10)
             runs = deployment_runs(api, deployment.json()["id"])
-            assert sorted((r["parameters"]["start"], r["parameters"]["end"],
-                           r["parameters"]["max_parallel_days"]) for r in runs) == [
-                (d.isoformat(), d.isoformat(), 1) for d in DAYS]
+            assert sorted(
+                (
+                    r["parameters"]["start"],
+                    r["parameters"]["end"],
+                    r["parameters"]["max_parallel_days"],
+                )
+                for r in runs
+            ) == [(d.isoformat(), d.isoformat(), 1) for d in DAYS]
             assert {r["state"]["type"] for r in runs} == {"COMPLETED"}, worker_tails
-            started_by = {name: runs_started_by(log)
-                          for name, log in zip(WORKERS, worker_logs, strict=True)}
-            assert sorted(run_id for ids in started_by.values() for run_id in ids) == \
-                sorted(r["id"] for r in runs), started_by  # each day run started exactly once
+            started_by = {
+                name: runs_started_by(log) for name, log in zip(WORKERS, worker_logs, strict=True)
+            }
+            assert sorted(run_id for ids in started_by.values() for run_id in ids) == sorted(
+                r["id"] for r in runs
+            ), started_by  # each day run started exactly once
             per_worker = {name: len(ids) for name, ids in started_by.items()}
             assert all(count >= 1 for count in per_worker.values()), (per_worker, worker_tails)
         finally:
@@ -237,8 +349,9 @@ def test_two_workers_split_a_distributed_backfill_and_match_single_machine_run(t
         expected = catalog_rows(reference_db, table)
         assert expected, f"the reference run left {table} empty"
         assert catalog_rows(rebuilt_db, table) == expected, f"{table} differs"
-    assert catalog_rows(rebuilt_db, "SELECT digest_date, content_hash FROM digests") == \
-        catalog_rows(reference_db, "SELECT digest_date, content_hash FROM digests")
+    assert catalog_rows(
+        rebuilt_db, "SELECT digest_date, content_hash FROM digests"
+    ) == catalog_rows(reference_db, "SELECT digest_date, content_hash FROM digests")
     # The catalog's own tables come back from the lake too: every day, every worker's run.
     assert [row[0] for row in catalog_rows(rebuilt_db, "days")] == DAYS
     assert sorted(row[1] for row in catalog_rows(rebuilt_db, "runs")) == ["backfill"] * 4

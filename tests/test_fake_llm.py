@@ -88,8 +88,9 @@ def complete(server: FakeLLMServer, msgs: list[dict], **kwargs) -> litellm.Model
     )
 
 
-def post(server: FakeLLMServer, msgs: list[dict], session: requests.Session | None = None,
-         **body) -> requests.Response:
+def post(
+    server: FakeLLMServer, msgs: list[dict], session: requests.Session | None = None, **body
+) -> requests.Response:
     http = session or requests
     return http.post(
         f"{server.base_url}/chat/completions",
@@ -314,8 +315,10 @@ def test_count_faults_fire_in_list_order_when_combined():
 
 def test_share_fault_hits_about_its_share_and_retries_succeed_when_share_given():
     def faulted(seed: int) -> set[int]:
-        with FakeLLMServer(faults=[LLMFault("500", share=0.3)], seed=seed) as s, \
-                requests.Session() as http:
+        with (
+            FakeLLMServer(faults=[LLMFault("500", share=0.3)], seed=seed) as s,
+            requests.Session() as http,
+        ):
             hit = {i for i in range(100) if post(s, messages(i), http).status_code == 500}
             assert all(post(s, messages(i), http).status_code == 200 for i in hit)
             return hit
@@ -409,15 +412,21 @@ def test_instance_honours_keywords_when_schema_written_by_hand():
         "required": ["id", "pair", "choice", "short", "long", "ratio", "merged", "when"],
         "properties": {
             "id": {"$ref": "#/definitions/Id"},
-            "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "null"}],
-                     "items": False},
+            "pair": {
+                "type": "array",
+                "prefixItems": [{"type": "integer"}, {"type": "null"}],
+                "items": False,
+            },
             "choice": {"oneOf": [{"type": "boolean"}, {"type": "string"}]},
             "short": {"type": "string", "maxLength": 5},
             "long": {"type": "string", "minLength": 300, "maxLength": 310},
             "ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.001},
-            "merged": {"allOf": [{"properties": {"a": {"type": "integer", "minimum": 3,
-                                                       "maximum": 3}}},
-                                 {"properties": {"b": {"enum": ["x"]}}}]},
+            "merged": {
+                "allOf": [
+                    {"properties": {"a": {"type": "integer", "minimum": 3, "maximum": 3}}},
+                    {"properties": {"b": {"enum": ["x"]}}},
+                ]
+            },
             "when": {"type": ["string", "null"], "format": "date"},
         },
     }
@@ -431,4 +440,3 @@ def test_instance_honours_keywords_when_schema_written_by_hand():
     assert 0 < value["ratio"] < 0.001
     assert value["merged"] == {"a": 3, "b": "x"}
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", value["when"])
-

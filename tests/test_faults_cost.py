@@ -30,9 +30,17 @@ T0 = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
 
 def record(n: int, *, cache_hit: bool = False, cost: float = 0.0) -> LLMCallRecord:
-    return LLMCallRecord(call_id=f"call-{n}", stage="analysis", subject=f"2606.{n:05d}v1",
-                         model="openai/fake-model", prompt_hash="p", cache_key=f"k{n}",
-                         cache_hit=cache_hit, cost_usd=cost, attempts=0 if cache_hit else 1)
+    return LLMCallRecord(
+        call_id=f"call-{n}",
+        stage="analysis",
+        subject=f"2606.{n:05d}v1",
+        model="openai/fake-model",
+        prompt_hash="p",
+        cache_key=f"k{n}",
+        cache_hit=cache_hit,
+        cost_usd=cost,
+        attempts=0 if cache_hit else 1,
+    )
 
 
 class Batches:
@@ -115,8 +123,9 @@ def test_recorder_retries_a_failed_batch_at_close_under_its_own_name() -> None:
 
 def test_recorder_batches_land_in_the_lake_as_immutable_files_without_duplicates(settings):
     lake = open_lake(settings)
-    recorder = CallRecorder(lake_batch_writer(lake, DAY, "run-a"), batch_size=2, max_age_s=60,
-                            clock=Clock())
+    recorder = CallRecorder(
+        lake_batch_writer(lake, DAY, "run-a"), batch_size=2, max_age_s=60, clock=Clock()
+    )
     records = [record(i, cost=0.01) for i in range(5)]
     for r in records:
         recorder.add(r)
@@ -138,51 +147,75 @@ def test_llm_client_hands_over_each_record_once_when_final() -> None:
     prompt = Prompt(name="t.en", system="JSON.", user="Say $x.", sha256="a" * 64)
 
     def request(text: str) -> LLMRequest[Answer]:
-        return LLMRequest(stage="t", subject="2606.00001v1", prompt=prompt,
-                          messages=prompt.messages(x=text), schema=Answer, language="en")
+        return LLMRequest(
+            stage="t",
+            subject="2606.00001v1",
+            prompt=prompt,
+            messages=prompt.messages(x=text),
+            schema=Answer,
+            language="en",
+        )
 
-    client = LLMClient(model="openai/fake-model", api_base="http://127.0.0.1:9/v1",
-                       api_key="sk-test", cache=LLMCache(), run_id="run",
-                       completion=Answers('{"n": 1}'),
-                       on_record=lambda r: handed.append((r.cache_key, r.cache_hit, r.attempts)))
+    client = LLMClient(
+        model="openai/fake-model",
+        api_base="http://127.0.0.1:9/v1",
+        api_key="sk-test",
+        cache=LLMCache(),
+        run_id="run",
+        completion=Answers('{"n": 1}'),
+        on_record=lambda r: handed.append((r.cache_key, r.cache_hit, r.attempts)),
+    )
 
     async def ask() -> None:
         await client.structured_many([request("a"), request("b")])
         await client.structured(request("a"))  # answered from the cache now
 
     asyncio.run(ask())
-    assert [(hit, attempts) for _, hit, attempts in handed] == [(False, 1), (False, 1),
-                                                                 (True, 0)]
+    assert [(hit, attempts) for _, hit, attempts in handed] == [(False, 1), (False, 1), (True, 0)]
     assert len(handed) == len(client.calls) == 3
 
 
 # -- dead runs ---------------------------------------------------------------------------------
 
 
-def running_row(host: str = "here", pid: int = 4242,
-                heartbeat: datetime | None = T0) -> dict[str, object]:
-    return {"host": host, "pid": pid, "heartbeat_at": heartbeat,
-            "started_at": T0 - timedelta(hours=1)}
+def running_row(
+    host: str = "here", pid: int = 4242, heartbeat: datetime | None = T0
+) -> dict[str, object]:
+    return {
+        "host": host,
+        "pid": pid,
+        "heartbeat_at": heartbeat,
+        "started_at": T0 - timedelta(hours=1),
+    }
 
 
-@pytest.mark.parametrize(("row", "now", "alive", "dead"), [
-    (running_row(), T0 + timedelta(seconds=5), False, True),          # same host, pid gone
-    (running_row(), T0 + timedelta(seconds=5), True, False),          # same host, alive
-    (running_row(host="there"), T0 + timedelta(seconds=299), False, False),  # fresh elsewhere
-    (running_row(host="there"), T0 + timedelta(seconds=301), True, True),    # stale elsewhere
-    (running_row(), T0 + timedelta(seconds=301), True, True),         # pid reused, no heartbeat
-    (running_row(heartbeat=None), T0 - timedelta(minutes=58), True, False),  # no beat yet
-])
+@pytest.mark.parametrize(
+    ("row", "now", "alive", "dead"),
+    [
+        (running_row(), T0 + timedelta(seconds=5), False, True),  # same host, pid gone
+        (running_row(), T0 + timedelta(seconds=5), True, False),  # same host, alive
+        (running_row(host="there"), T0 + timedelta(seconds=299), False, False),  # fresh elsewhere
+        (running_row(host="there"), T0 + timedelta(seconds=301), True, True),  # stale elsewhere
+        (running_row(), T0 + timedelta(seconds=301), True, True),  # pid reused, no heartbeat
+        (running_row(heartbeat=None), T0 - timedelta(minutes=58), True, False),  # no beat yet
+    ],
+)
 def test_death_reason_tells_dead_holder_by_pid_here_or_stale_heartbeat(row, now, alive, dead):
-    reason = death_reason(row, now=now, host="here", alive=lambda pid: alive,
-                          stale_after_s=300)
+    reason = death_reason(row, now=now, host="here", alive=lambda pid: alive, stale_after_s=300)
     assert (reason is not None) == dead
 
 
 def start_and_kill(lake, run_id: str, *, host: str = "here", pid: int = 4242) -> RunRecord:
     """A run recorded as running whose process then vanished (no final record, no release)."""
-    run = RunRecord(run_id=run_id, flow="daily-digest", target_date=DAY, days=[DAY.isoformat()],
-                    started_at=T0, host=host, pid=pid)
+    run = RunRecord(
+        run_id=run_id,
+        flow="daily-digest",
+        target_date=DAY,
+        days=[DAY.isoformat()],
+        started_at=T0,
+        host=host,
+        pid=pid,
+    )
     live = LiveRun(lake, run, interval_s=3600, now=lambda: T0).start()
     live.stop()
     return run
@@ -194,8 +227,9 @@ def test_next_start_records_dead_run_as_died_with_its_recorded_calls(settings):
     writer = lake_batch_writer(lake, DAY, "dead-run")
     writer(0, [record(1, cost=0.25), record(2, cost=0.5), record(3, cache_hit=True)])
 
-    died = reap_dead_runs(settings, lake, now=T0 + timedelta(seconds=10), host="here",
-                          alive=lambda pid: False)
+    died = reap_dead_runs(
+        settings, lake, now=T0 + timedelta(seconds=10), host="here", alive=lambda pid: False
+    )
 
     assert [d["run_id"] for d in died] == ["dead-run"]
     stored = lake.read_run("dead-run").to_pylist()[0]
@@ -205,7 +239,8 @@ def test_next_start_records_dead_run_as_died_with_its_recorded_calls(settings):
     assert lake.running_marks() == {}
     with open_catalog(settings, read_only=True) as con:
         assert con.execute("SELECT run_id, status, llm_calls FROM runs").fetchall() == [
-            ("dead-run", "died", 2)]
+            ("dead-run", "died", 2)
+        ]
     # Its calls stay where they were.
     assert lake.read_partition("llm_calls", DAY).num_rows == 3
 
@@ -217,8 +252,9 @@ def test_next_start_leaves_live_and_finished_runs_alone(settings):
     finished.status = "completed"
     LiveRun(lake, finished, now=lambda: T0).beat()  # its final record, marker left behind
 
-    died = reap_dead_runs(settings, lake, now=T0 + timedelta(seconds=60), host="here",
-                          alive=lambda pid: False)
+    died = reap_dead_runs(
+        settings, lake, now=T0 + timedelta(seconds=60), host="here", alive=lambda pid: False
+    )
 
     assert died == []
     assert lake.read_run("elsewhere").to_pylist()[0]["status"] == "running"
@@ -232,7 +268,8 @@ def test_next_start_leaves_live_and_finished_runs_alone(settings):
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_run_killed_mid_llm_stage_leaves_its_calls_and_is_recorded_died_by_next_run(
-        llm_env, fake_llm, monkeypatch):
+    llm_env, fake_llm, monkeypatch
+):
     from prefect.settings import get_current_settings
 
     from tasks.call_recorder import FLUSH_EVERY
@@ -243,8 +280,9 @@ def test_run_killed_mid_llm_stage_leaves_its_calls_and_is_recorded_died_by_next_
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
     command = [sys.executable, "-m", "arxiv_digest.cli", "run", "--date", DAY.isoformat()]
     kill_at = 200
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
     def kill(number: int) -> None:
         if number == kill_at:
@@ -257,7 +295,8 @@ def test_run_killed_mid_llm_stage_leaves_its_calls_and_is_recorded_died_by_next_
     lake = llm_env / "lake"
     calls = duckdb.sql(
         f"SELECT run_id, count(*) FILTER (NOT cache_hit) FROM read_parquet("
-        f"'{lake}/llm_calls/*/*.parquet') GROUP BY run_id").fetchall()
+        f"'{lake}/llm_calls/*/*.parquet') GROUP BY run_id"
+    ).fetchall()
     [(killed_run, recorded)] = calls
     # Lost: the calls in flight (at most DIGEST_LLM_CONCURRENCY = 4), the batch being written
     # and the one being filled; every other answered call is in the lake.
@@ -266,16 +305,17 @@ def test_run_killed_mid_llm_stage_leaves_its_calls_and_is_recorded_died_by_next_
     marks = list((lake / "_running").iterdir())
     assert [m.name for m in marks] == [killed_run]
 
-    final = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600)
+    final = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
     con = duckdb.connect(str(llm_env / "digest.duckdb"), read_only=True)
     try:
         runs = dict(con.execute("SELECT run_id, status FROM runs").fetchall())
-        died = con.execute("SELECT llm_calls, error FROM runs WHERE run_id = ?",
-                           [killed_run]).fetchone()
+        died = con.execute(
+            "SELECT llm_calls, error FROM runs WHERE run_id = ?", [killed_run]
+        ).fetchone()
         doubled = con.execute(
-            "SELECT count(*) - count(DISTINCT call_id) FROM llm_calls").fetchone()[0]
+            "SELECT count(*) - count(DISTINCT call_id) FROM llm_calls"
+        ).fetchone()[0]
     finally:
         con.close()
     assert runs.pop(killed_run) == "died"

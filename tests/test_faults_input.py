@@ -31,6 +31,7 @@ def untouched(work: Path) -> bool:
 
 # -- settings and paths: checked before anything is written -------------------------------------
 
+
 def _file(work: Path) -> Path:
     (work / "afile").write_text("x")
     return work / "afile"
@@ -59,12 +60,18 @@ BAD_SETTINGS: list[tuple[str, Callable[[Path], str], str]] = [
 # On code without these checks the run would go on to the flow: the Prefect server keeps that
 # from starting a server of its own.
 @pytest.mark.usefixtures("prefect_server")
-@pytest.mark.parametrize("command", [["run", "--date", "2026-06-30"],
-                                     ["backfill", "--start", "2026-06-30", "--end", "2026-06-30"]])
-@pytest.mark.parametrize(("variable", "value", "needle"), BAD_SETTINGS,
-                         ids=[f"{v}={i}" for i, (v, _, _) in enumerate(BAD_SETTINGS)])
+@pytest.mark.parametrize(
+    "command",
+    [["run", "--date", "2026-06-30"], ["backfill", "--start", "2026-06-30", "--end", "2026-06-30"]],
+)
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    BAD_SETTINGS,
+    ids=[f"{v}={i}" for i, (v, _, _) in enumerate(BAD_SETTINGS)],
+)
 def test_bad_setting_is_one_line_naming_the_variable_and_nothing_is_written(
-        settings_env, capsys, monkeypatch, command, variable, value, needle):
+    settings_env, capsys, monkeypatch, command, variable, value, needle
+):
     # Credentials present, so an S3 lake URL is judged on its own.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
@@ -111,20 +118,22 @@ def test_flow_started_without_cli_checks_paths_before_writing(settings_env, monk
 
 # -- a target day that ends with no papers is never a success without --allow-empty ------------
 
+
 @pytest.mark.usefixtures("prefect_server")
 def test_day_whose_candidates_all_belong_to_other_days_is_an_error(run_env, capsys):
     # The replay serves 2026-06-30's papers; the first is published at exactly 2026-06-29
     # 00:00, which 2026-06-29's (inclusive) query returns but that day's window excludes.
     code, _, err = run_cli(capsys, "run", "--date", "2026-06-29", "--ingest-only")
-    assert_one_line_error(code, err, "digest 2026-06-29 has no papers", "out-of-window",
-                          "--allow-empty")
+    assert_one_line_error(
+        code, err, "digest 2026-06-29 has no papers", "out-of-window", "--allow-empty"
+    )
     assert not list((run_env / "lake").glob("papers/*/*.parquet"))
-    code, out, _ = run_cli(capsys, "run", "--date", "2026-06-29", "--ingest-only",
-                           "--allow-empty")
+    code, out, _ = run_cli(capsys, "run", "--date", "2026-06-29", "--ingest-only", "--allow-empty")
     assert code == 0 and "0 new papers" in out
 
 
 # -- a damaged lake file: named, with what to do --------------------------------------------------
+
 
 def test_corrupt_papers_file_is_named_with_what_to_do(settings):
     lake = open_lake(settings)
@@ -141,13 +150,19 @@ def test_corrupt_papers_file_is_named_with_what_to_do(settings):
 
 @pytest.mark.usefixtures("prefect_server")
 def test_run_over_corrupt_papers_file_fails_clearly_and_its_advice_restores_the_day(
-        run_env, capsys):
+    run_env, capsys
+):
     assert run_cli(capsys, "run", "--date", "2026-06-30", "--ingest-only")[0] == 0
     damaged = run_env / "lake" / "papers" / "digest_date=2026-06-30" / "part-0.parquet"
     damaged.write_bytes(GARBAGE)
     code, _, err = run_cli(capsys, "run", "--date", "2026-06-30", "--ingest-only")
-    assert_one_line_error(code, err, str(damaged), "not a readable Parquet file",
-                          "delete it and run `arxiv-digest run --date 2026-06-30`")
+    assert_one_line_error(
+        code,
+        err,
+        str(damaged),
+        "not a readable Parquet file",
+        "delete it and run `arxiv-digest run --date 2026-06-30`",
+    )
     damaged.unlink()  # the advice
     assert run_cli(capsys, "run", "--date", "2026-06-30", "--ingest-only")[0] == 0
     code, out, _ = run_cli(capsys, "query", "SELECT count(*) AS n FROM papers")
@@ -159,8 +174,15 @@ def test_corrupt_llm_cache_file_is_set_aside_and_the_rest_is_used(settings):
 
     lake = open_lake(settings)
     for key in ("k1", "k2"):
-        lake.write_day_file("llm_cache", DAY, f"{key}.parquet", lake.rows("llm_cache", [
-            {"cache_key": key, "stage": "analysis", "subject": "2606.1v1", "content": "{}"}]))
+        lake.write_day_file(
+            "llm_cache",
+            DAY,
+            f"{key}.parquet",
+            lake.rows(
+                "llm_cache",
+                [{"cache_key": key, "stage": "analysis", "subject": "2606.1v1", "content": "{}"}],
+            ),
+        )
     damaged = Path(lake.day_path("llm_cache", DAY, "k1.parquet"))
     damaged.write_bytes(GARBAGE)
     llm = open_day_llm(settings, lake, DAY, "run-1")
@@ -180,13 +202,15 @@ def test_run_with_corrupt_llm_cache_file_re_asks_only_its_answer(llm_env, fake_l
     code, out, err = run_cli(capsys, "run", "--date", "2026-06-30")
     assert code == 0, err
     assert "1 LLM calls" in out and len(fake_llm.calls) == calls_before + 1
-    assert (llm_env / "lake" / "_quarantine" / "llm_cache" / "digest_date=2026-06-30"
-            / damaged.name).read_bytes() == GARBAGE
+    assert (
+        llm_env / "lake" / "_quarantine" / "llm_cache" / "digest_date=2026-06-30" / damaged.name
+    ).read_bytes() == GARBAGE
     assert damaged.read_bytes() != GARBAGE  # the answer, asked again, is cached again
     assert (llm_env / "output" / "2026-06-30.md").read_text(encoding="utf-8") == digest
 
 
 # -- the catalog: derived, so rebuilt; never emptied from an empty lake --------------------------
+
 
 def test_catalog_rebuild_recreates_corrupt_duckdb_file(settings, capsys):
     small_lake(settings)
@@ -201,8 +225,9 @@ def test_catalog_rebuild_recreates_corrupt_duckdb_file(settings, capsys):
 
 
 @pytest.mark.usefixtures("prefect_server")  # a run would otherwise reach the flow
-@pytest.mark.parametrize("command", [["query", "SELECT 1"],
-                                     ["run", "--date", "2026-06-30", "--ingest-only"]])
+@pytest.mark.parametrize(
+    "command", [["query", "SELECT 1"], ["run", "--date", "2026-06-30", "--ingest-only"]]
+)
 def test_corrupt_duckdb_file_tells_to_rebuild(settings_env, capsys, command):
     db = settings_env / "digest.duckdb"
     db.write_bytes(GARBAGE)
@@ -217,13 +242,19 @@ def test_catalog_over_a_damaged_lake_file_names_it_with_what_to_do(settings, cap
     damaged = Path(lake.day_path("rankings", DAY))
     damaged.write_bytes(GARBAGE)
     code, _, err = run_cli(capsys, "catalog", "rebuild")
-    assert_one_line_error(code, err, str(damaged), "not a readable Parquet file",
-                          "delete it and run `arxiv-digest run --date 2026-06-30`")
+    assert_one_line_error(
+        code,
+        err,
+        str(damaged),
+        "not a readable Parquet file",
+        "delete it and run `arxiv-digest run --date 2026-06-30`",
+    )
 
 
 @pytest.mark.parametrize("lake_state", ["missing", "empty", "empty dataset folders"])
 def test_catalog_rebuild_refuses_empty_lake_and_keeps_catalog(
-        settings, capsys, monkeypatch, tmp_path, lake_state):
+    settings, capsys, monkeypatch, tmp_path, lake_state
+):
     small_lake(settings)
     db = Path(settings.duckdb_path)
     before = hashlib.sha256(db.read_bytes()).hexdigest()
@@ -235,7 +266,8 @@ def test_catalog_rebuild_refuses_empty_lake_and_keeps_catalog(
         (other / "runs").mkdir()
     monkeypatch.setenv("DIGEST_LAKE_URL", str(other))
     code, _, err = run_cli(capsys, "catalog", "rebuild")
-    assert_one_line_error(code, err, f"the lake at {other} holds no data",
-                          "nothing to rebuild from")
+    assert_one_line_error(
+        code, err, f"the lake at {other} holds no data", "nothing to rebuild from"
+    )
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
     assert lake_state != "missing" or not other.exists()

@@ -44,11 +44,24 @@ class FakeClock:
         self.t += seconds
 
 
-def make_lease(settings: Settings, lake: Lake, clock: FakeClock, pid: int,
-               day: date = DAY, log: list[str] | None = None) -> DayLease:
-    return DayLease(S3LeaseStore.for_day(settings, lake, day), day, TTL, host=f"host-{pid}",
-                    pid=pid, now=clock, sleep=clock.sleep,
-                    log=(log.append if log is not None else lambda line: None))
+def make_lease(
+    settings: Settings,
+    lake: Lake,
+    clock: FakeClock,
+    pid: int,
+    day: date = DAY,
+    log: list[str] | None = None,
+) -> DayLease:
+    return DayLease(
+        S3LeaseStore.for_day(settings, lake, day),
+        day,
+        TTL,
+        host=f"host-{pid}",
+        pid=pid,
+        now=clock,
+        sleep=clock.sleep,
+        log=(log.append if log is not None else lambda line: None),
+    )
 
 
 def lease_body(lease: DayLease) -> dict | None:
@@ -68,7 +81,8 @@ def test_holder_that_stops_renewing_loses_the_day_to_a_waiter_after_the_ttl(lake
 
     assert started + TTL <= clock() < started + TTL + 2.5  # waited one TTL, not forever
     assert lines[0].startswith(
-        "waiting for the lease of digest 2026-06-30 held by host-111/111 until 2026-")
+        "waiting for the lease of digest 2026-06-30 held by host-111/111 until 2026-"
+    )
     assert lines[0].endswith(f"({second.store.location})")
     assert sum(line.startswith("waiting") for line in lines) == 1
     assert lines[-1].startswith("took over the lease of digest 2026-06-30 from host-111/111")
@@ -79,8 +93,15 @@ def test_holder_that_stops_renewing_loses_the_day_to_a_waiter_after_the_ttl(lake
 def test_waiting_run_logs_once_then_every_minute(lake_settings):
     settings, lake = lake_settings("lake")
     clock = FakeClock()
-    holder = DayLease(S3LeaseStore.for_day(settings, lake, DAY), DAY, 150.0, host="h", pid=1,
-                      now=clock, sleep=clock.sleep)
+    holder = DayLease(
+        S3LeaseStore.for_day(settings, lake, DAY),
+        DAY,
+        150.0,
+        host="h",
+        pid=1,
+        now=clock,
+        sleep=clock.sleep,
+    )
     assert holder.try_acquire()[0]
     lines: list[str] = []
     make_lease(settings, lake, clock, pid=2, log=lines).acquire()
@@ -198,14 +219,16 @@ def test_heartbeat_keeps_a_live_holder_s_day_and_release_frees_it_at_once(lake_s
 
 # -- end to end: kill -9 a real run mid-LLM, the next run takes the day over --------------------
 
+
 def read_lines(stream, into: queue.Queue[str]) -> None:
     for line in stream:
         into.put(line)
     into.put("")  # end of output
 
 
-def wait_for_line(lines: queue.Queue[str], needle: str, timeout_s: float,
-                  seen: list[str]) -> str | None:
+def wait_for_line(
+    lines: queue.Queue[str], needle: str, timeout_s: float, seen: list[str]
+) -> str | None:
     """The first output line containing `needle`, or None once the output ends or time is up."""
     deadline = time.monotonic() + timeout_s
     while (left := deadline - time.monotonic()) > 0:
@@ -223,16 +246,22 @@ def wait_for_line(lines: queue.Queue[str], needle: str, timeout_s: float,
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
-def test_run_killed_mid_llm_on_s3_is_taken_over_after_the_ttl(llm_env, fake_llm, s3_bucket,
-                                                             monkeypatch):
+def test_run_killed_mid_llm_on_s3_is_taken_over_after_the_ttl(
+    llm_env, fake_llm, s3_bucket, monkeypatch
+):
     from prefect.settings import get_current_settings
 
     ttl = 3
-    env = {**os.environ, "DIGEST_LAKE_URL": f"s3://{s3_bucket}/lake",
-           "DIGEST_LEASE_TTL_S": str(ttl), "DIGEST_TOP_N": "1", "DIGEST_LOOKBACK_DAYS": "0",
-           # The held LLM call must keep the first run inside the day, not time it out.
-           "DIGEST_LLM_TIMEOUT_S": "120",
-           "PREFECT_API_URL": str(get_current_settings().api.url)}
+    env = {
+        **os.environ,
+        "DIGEST_LAKE_URL": f"s3://{s3_bucket}/lake",
+        "DIGEST_LEASE_TTL_S": str(ttl),
+        "DIGEST_TOP_N": "1",
+        "DIGEST_LOOKBACK_DAYS": "0",
+        # The held LLM call must keep the first run inside the day, not time it out.
+        "DIGEST_LLM_TIMEOUT_S": "120",
+        "PREFECT_API_URL": str(get_current_settings().api.url),
+    }
     command = [sys.executable, "-m", "arxiv_digest.cli", "run", "--date", DAY.isoformat()]
 
     # The first run reaches its first LLM call and is held there: mid-LLM, lease held.
@@ -243,19 +272,22 @@ def test_run_killed_mid_llm_on_s3_is_taken_over_after_the_ttl(llm_env, fake_llm,
         release.wait(timeout=300)
 
     fake_llm.on_request = hold
-    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     second = None
     try:
         assert in_llm.wait(timeout=180), "the first run never reached the LLM"
-        second = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+        second = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=read_lines, args=(second.stdout, lines), daemon=True).start()
         seen: list[str] = []
         waiting = wait_for_line(lines, "waiting for the lease of digest 2026-06-30", 120, seen)
         assert waiting is not None, "the second run never said what it waits for:\n" + "".join(
-            seen[-30:])
+            seen[-30:]
+        )
         assert f"/{first.pid} until " in waiting
         assert f"s3://{s3_bucket}/lake/_leases/2026-06-30.json" in waiting
 

@@ -74,7 +74,8 @@ def no_digest(lake_dir: Path) -> bool:
 
 
 def test_unreachable_llm_fails_the_run_fast_and_backfill_redoes_the_day(
-        llm_env, fake_llm, capfd, monkeypatch):
+    llm_env, fake_llm, capfd, monkeypatch
+):
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     monkeypatch.setenv("DIGEST_LLM_API_BASE", dead)
     code, out, err = cli(capfd, "run", "--date", DAY.isoformat())
@@ -98,15 +99,25 @@ def test_unreachable_llm_fails_the_run_fast_and_backfill_redoes_the_day(
 
 
 def test_unreachable_llm_stops_a_backfill_at_the_first_failing_day(
-        llm_env, capfd, monkeypatch, tmp_path):
+    llm_env, capfd, monkeypatch, tmp_path
+):
     start = date(2026, 7, 1)
     paths = write_days(tmp_path / "days", start, 4)
     dead = f"http://127.0.0.1:{free_port()}/v1"
     monkeypatch.setenv("DIGEST_LLM_API_BASE", dead)
     with ReplayServer(days=paths) as replay:
         monkeypatch.setenv("DIGEST_ARXIV_API_URL", replay.url)
-        code, out, err = cli(capfd, "backfill", "--start", start.isoformat(), "--end",
-                             "2026-07-04", "--parallel", "2", "--no-progress")
+        code, out, err = cli(
+            capfd,
+            "backfill",
+            "--start",
+            start.isoformat(),
+            "--end",
+            "2026-07-04",
+            "--parallel",
+            "2",
+            "--no-progress",
+        )
     line = one_error_line(code, err)
     assert f"cannot reach the LLM at {dead}" in line  # the cause, not "N of 4 days failed"
     assert "skipped as finished" not in out
@@ -116,13 +127,18 @@ def test_unreachable_llm_stops_a_backfill_at_the_first_failing_day(
     assert no_digest(llm_env / "lake")
 
 
-@pytest.mark.parametrize(("fault", "model", "needle"), [
-    ("401", "openai/fake-model", "refused the request: AuthenticationError"),
-    ("unknown-model", "openai/fake-model", "refused the request: NotFoundError"),
-    (None, "fake-model", "litellm knows no provider for model 'fake-model'"),
-], ids=["key-refused", "unknown-model", "no-provider"])
+@pytest.mark.parametrize(
+    ("fault", "model", "needle"),
+    [
+        ("401", "openai/fake-model", "refused the request: AuthenticationError"),
+        ("unknown-model", "openai/fake-model", "refused the request: NotFoundError"),
+        (None, "fake-model", "litellm knows no provider for model 'fake-model'"),
+    ],
+    ids=["key-refused", "unknown-model", "no-provider"],
+)
 def test_llm_refusing_the_model_or_key_fails_the_run_with_few_calls(
-        llm_env, fake_llm, capfd, monkeypatch, fault, model, needle):
+    llm_env, fake_llm, capfd, monkeypatch, fault, model, needle
+):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-do-not-print")
     monkeypatch.setenv("DIGEST_LLM_MODEL", model)
     if fault:
@@ -140,7 +156,8 @@ def test_llm_refusing_the_model_or_key_fails_the_run_with_few_calls(
 
 
 def test_answer_invalid_after_repair_is_not_asked_again_until_retry_failed(
-        llm_env, fake_llm, capfd):
+    llm_env, fake_llm, capfd
+):
     fake_llm.set_faults(LLMFault("malformed-json", count=0))  # a model that never gets it right
     first = daily_digest(date=DAY)
     assert first.llm_calls > 0
@@ -153,8 +170,16 @@ def test_answer_invalid_after_repair_is_not_asked_again_until_retry_failed(
     assert len(fake_llm.calls) == calls
 
     fake_llm.set_faults([])
-    code, out, _ = cli(capfd, "backfill", "--start", DAY.isoformat(), "--end", DAY.isoformat(),
-                       "--retry-failed", "--no-progress")
+    code, out, _ = cli(
+        capfd,
+        "backfill",
+        "--start",
+        DAY.isoformat(),
+        "--end",
+        DAY.isoformat(),
+        "--retry-failed",
+        "--no-progress",
+    )
     assert code == 0 and "(1 done, 0 skipped as finished)" in out
     assert len(fake_llm.calls) > calls
     assert {s for (s,) in stored("SELECT DISTINCT status FROM analyses")} <= {"ok", "repaired"}
@@ -165,7 +190,8 @@ def test_answer_invalid_after_repair_is_not_asked_again_until_retry_failed(
 
 @pytest.mark.parametrize("kind", ["500", "429", "timeout", "reset"])
 def test_transient_failure_leaves_the_day_unfinished_and_backfill_asks_only_it_again(
-        llm_env, fake_llm, monkeypatch, kind):
+    llm_env, fake_llm, monkeypatch, kind
+):
     monkeypatch.setenv("DIGEST_TOP_N", "2")
     # Every attempt of every analysis fails; ranking, key findings and the summary answer.
     fake_llm.set_faults(LLMFault(kind, count=0, match="AbstractAnalysis"))
@@ -181,8 +207,9 @@ def test_transient_failure_leaves_the_day_unfinished_and_backfill_asks_only_it_a
     fake_llm.set_faults([])
     second = backfill(start=DAY, end=DAY)
     assert list(second.per_day) == [DAY.isoformat()] and second.skipped == []
-    asked = stored("SELECT stage, subject FROM llm_calls WHERE run_id = ? AND NOT cache_hit",
-                   second.run_id)
+    asked = stored(
+        "SELECT stage, subject FROM llm_calls WHERE run_id = ? AND NOT cache_hit", second.run_id
+    )
     assert {s.split("v")[0] for stage, s in asked if stage.startswith("analysis")} == failed
     # The summary is asked again because its input (the analyses' gists) changed.
     assert {stage for stage, _ in asked} == {"analysis_abstract", "summary"}
@@ -239,9 +266,14 @@ def test_ctrl_c_mid_day_stops_the_llm_calls_and_exits_130(llm_env, fake_llm, mon
     monkeypatch.setenv("DIGEST_TOP_N", "0")
     fake_llm.set_latency(20)
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
-    proc = subprocess.Popen([sys.executable, "-m", "arxiv_digest.cli", "run", "--date",
-                             DAY.isoformat()], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arxiv_digest.cli", "run", "--date", DAY.isoformat()],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     interrupt_at = 40
 
     def on_request(number: int) -> None:
@@ -264,8 +296,7 @@ def test_ctrl_c_mid_day_stops_the_llm_calls_and_exits_130(llm_env, fake_llm, mon
 # -- a quiet terminal ----------------------------------------------------------------------------
 
 
-def test_faulty_run_prints_no_litellm_banner_or_debug_line(llm_env, fake_llm, capfd,
-                                                           monkeypatch):
+def test_faulty_run_prints_no_litellm_banner_or_debug_line(llm_env, fake_llm, capfd, monkeypatch):
     # As litellm starts (the suite's other modules may have silenced it already).
     monkeypatch.setattr(litellm, "suppress_debug_info", False)
     fake_llm.set_faults([LLMFault("500", share=0.5), LLMFault("reset", share=0.3)])
@@ -279,4 +310,3 @@ def test_faulty_run_prints_no_litellm_banner_or_debug_line(llm_env, fake_llm, ca
     code, out, err = cli(capfd, "run", "--date", DAY.isoformat())
     one_error_line(code, err)
     assert not [n for n in LITELLM_NOISE if n in out + err], (out + err)[-3000:]
-

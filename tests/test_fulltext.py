@@ -34,7 +34,9 @@ def make_pdf(*lines: str) -> bytes:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 
@@ -49,9 +51,11 @@ def test_extract_text_cuts_text_when_over_budget() -> None:
     assert extract_text(PDF, max_chars=5) == "Hello"
 
 
-@pytest.mark.parametrize("data", [b"", b"garbage bytes", b"%PDF-1.4\n garbage", PDF[:60],
-                                  b"\x00" * 100], ids=["empty", "text", "header-only",
-                                                       "truncated", "zeros"])
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"garbage bytes", b"%PDF-1.4\n garbage", PDF[:60], b"\x00" * 100],
+    ids=["empty", "text", "header-only", "truncated", "zeros"],
+)
 def test_extract_text_returns_none_when_bytes_not_pdf(data: bytes) -> None:
     assert extract_text(data) is None
 
@@ -73,13 +77,21 @@ def test_fetch_fulltexts_waits_between_downloads_when_delay_set() -> None:
         events.append(("fetch", url))
         return pdfs[url]
 
-    texts = fetch_fulltexts(papers, delay_s=3.0, sleep=lambda s: events.append(("sleep", s)),
-                            fetch=fetch)
-    assert events == [("fetch", papers[0].pdf_url), ("sleep", 3.0),
-                      ("fetch", papers[1].pdf_url), ("sleep", 3.0),
-                      ("fetch", papers[2].pdf_url)]
-    assert texts == {"2606.00001": "Hello digest world\nSecond line here",
-                     "2606.00002": None, "2606.00003": None}
+    texts = fetch_fulltexts(
+        papers, delay_s=3.0, sleep=lambda s: events.append(("sleep", s)), fetch=fetch
+    )
+    assert events == [
+        ("fetch", papers[0].pdf_url),
+        ("sleep", 3.0),
+        ("fetch", papers[1].pdf_url),
+        ("sleep", 3.0),
+        ("fetch", papers[2].pdf_url),
+    ]
+    assert texts == {
+        "2606.00001": "Hello digest world\nSecond line here",
+        "2606.00002": None,
+        "2606.00003": None,
+    }
 
 
 def test_fetch_fulltexts_never_sleeps_when_delay_zero() -> None:
@@ -100,7 +112,8 @@ def test_fetch_fulltexts_skips_fetch_when_paper_has_no_pdf_url() -> None:
         return PDF
 
     assert fetch_fulltexts([no_pdf], delay_s=1.0, sleep=lambda s: None, fetch=fetch) == {
-        "2606.00001": None}
+        "2606.00001": None
+    }
     assert fetched == []
 
 
@@ -150,8 +163,9 @@ def test_fetch_pdf_returns_none_when_status_not_200(pdf_server: _PDFServer, path
 
 
 @pytest.mark.parametrize(("size", "expected"), [(1000, True), (1001, False), (200_000, False)])
-def test_fetch_pdf_limits_size_when_body_large(pdf_server: _PDFServer, size: int,
-                                               expected: bool) -> None:
+def test_fetch_pdf_limits_size_when_body_large(
+    pdf_server: _PDFServer, size: int, expected: bool
+) -> None:
     data = fetch_pdf(f"{pdf_server.url}/bytes/{size}", timeout_s=5, max_bytes=1000)
     assert (data == b"x" * size) if expected else data is None
 

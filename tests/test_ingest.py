@@ -40,12 +40,15 @@ class FakeTime:
 
 
 def make_client(url: str, fake: FakeTime, **kwargs: object) -> ArxivFeedClient:
-    options: dict[str, object] = {"page_size": 100, "delay_s": 0.0, "retries": 3,
-                                  "backoff_s": 1.0,
-                                  "jitter": lambda: 0.0}
+    options: dict[str, object] = {
+        "page_size": 100,
+        "delay_s": 0.0,
+        "retries": 3,
+        "backoff_s": 1.0,
+        "jitter": lambda: 0.0,
+    }
     options.update(kwargs)
-    return ArxivFeedClient(url, sleep=fake.sleep, clock=fake.clock,
-                           **options)  # type: ignore[arg-type]
+    return ArxivFeedClient(url, sleep=fake.sleep, clock=fake.clock, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -57,7 +60,8 @@ def recorded():
 
 def test_build_query_ors_categories_within_published_day():
     assert build_query(["cs.CV", "cs.LG"], DAY) == (
-        "(cat:cs.CV OR cat:cs.LG) AND submittedDate:[202606290000 TO 202606300000]")
+        "(cat:cs.CV OR cat:cs.LG) AND submittedDate:[202606290000 TO 202606300000]"
+    )
 
 
 def test_fetch_window_returns_every_row_of_replayed_day_across_pages(replay):

@@ -28,9 +28,11 @@ from tests.conftest import Answers, make_paper
 
 LISTING = Path(__file__).resolve().parent / "servers" / "data" / "listing-2026-06-30.jsonl"
 ABBREVIATIONS = ("e.g.", "et al.", "i.e.")
-ABSTRACT = ("Depth is hard to estimate. We propose FocusNet, a network for depth from focus. "
-            "Training uses synthetic data, e.g. Blender scenes. Our results show a 20% lower "
-            "error than Smith et al. On real data it also helps.")
+ABSTRACT = (
+    "Depth is hard to estimate. We propose FocusNet, a network for depth from focus. "
+    "Training uses synthetic data, e.g. Blender scenes. Our results show a 20% lower "
+    "error than Smith et al. On real data it also helps."
+)
 
 
 @cache
@@ -71,24 +73,52 @@ def test_split_sentences_never_ends_at_abbreviation_when_abstracts_are_real() ->
     assert hazards >= 1  # the listing really holds "e.g. X" that would end a sentence
 
 
-@pytest.mark.parametrize(("text", "sentences"), [
-    ("We do X. It works, e.g. here. Done!", ["We do X.", "It works, e.g. here.", "Done!"]),
-    ("Tools, e.g. Blender, help. Yes.", ["Tools, e.g. Blender, help.", "Yes."]),
-    ("As Smith et al. Showed, it works. Next.", ["As Smith et al. Showed, it works.", "Next."]),
-    ("One model, i.e. The best, wins. Two.", ["One model, i.e. The best, wins.", "Two."]),
-    ("Is it? Yes! 3 runs. (Done) now. \"Q\" ok.", ["Is it?", "Yes!", "3 runs.",
-                                                   "(Done) now.", "\"Q\" ok."]),
-    ("Version 2.5 is out. lower case. Next", ["Version 2.5 is out. lower case.", "Next"]),
-    ("  \n ", []),
-    ("", []),
-])
-def test_split_sentences_splits_at_ends_when_text_is_constructed(text: str,
-                                                                 sentences: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("We do X. It works, e.g. here. Done!", ["We do X.", "It works, e.g. here.", "Done!"]),
+        ("Tools, e.g. Blender, help. Yes.", ["Tools, e.g. Blender, help.", "Yes."]),
+        ("As Smith et al. Showed, it works. Next.", ["As Smith et al. Showed, it works.", "Next."]),
+        ("One model, i.e. The best, wins. Two.", ["One model, i.e. The best, wins.", "Two."]),
+        (
+            'Is it? Yes! 3 runs. (Done) now. "Q" ok.',
+            ["Is it?", "Yes!", "3 runs.", "(Done) now.", '"Q" ok.'],
+        ),
+        ("Version 2.5 is out. lower case. Next", ["Version 2.5 is out. lower case.", "Next"]),
+        ("  \n ", []),
+        ("", []),
+    ],
+)
+def test_split_sentences_splits_at_ends_when_text_is_constructed(
+    text: str, sentences: list[str]
+) -> None:
     assert [text[s:e] for s, e in split_sentences(text)] == sentences
 
 
-_PIECES = st.sampled_from(["a", "Z", "9", " ", "  ", "\n", "\t", ".", "!", "?", "e.g.",
-                           "et al.", "i.e.", "\"", "(", "[", "$", "\\", "\u00a0", "\u2029"])
+_PIECES = st.sampled_from(
+    [
+        "a",
+        "Z",
+        "9",
+        " ",
+        "  ",
+        "\n",
+        "\t",
+        ".",
+        "!",
+        "?",
+        "e.g.",
+        "et al.",
+        "i.e.",
+        '"',
+        "(",
+        "[",
+        "$",
+        "\\",
+        "\u00a0",
+        "\u2029",
+    ]
+)
 
 
 @given(st.one_of(st.lists(_PIECES, max_size=40).map("".join), st.text(max_size=60)))
@@ -104,9 +134,10 @@ def test_findings_from_indices_are_verbatim_slices_when_chosen() -> None:
     assert [f.sentence for f in findings] == [
         "We propose FocusNet, a network for depth from focus.",
         # "et al." never ends a sentence, so the last one runs on to the end.
-        "Our results show a 20% lower error than Smith et al. On real data it also helps."]
+        "Our results show a 20% lower error than Smith et al. On real data it also helps.",
+    ]
     for f in findings:
-        assert ABSTRACT[f.start:f.end] == f.sentence
+        assert ABSTRACT[f.start : f.end] == f.sentence
         assert f.source == "llm"
     check_grounded(paper, findings)
 
@@ -152,9 +183,15 @@ async def _no_sleep(seconds: float) -> None:
 
 
 def _extract(papers: list[Any], completion: Answers) -> dict[str, Any]:
-    client = LLMClient(model="openai/fake-model", api_base="http://127.0.0.1:9/v1",
-                       api_key="sk-test", cache=LLMCache(), run_id="run", sleep=_no_sleep,
-                       completion=completion)
+    client = LLMClient(
+        model="openai/fake-model",
+        api_base="http://127.0.0.1:9/v1",
+        api_key="sk-test",
+        cache=LLMCache(),
+        run_id="run",
+        sleep=_no_sleep,
+        completion=completion,
+    )
     return asyncio.run(extract_key_findings(client, papers, "en"))
 
 
@@ -164,14 +201,21 @@ def test_extract_key_findings_uses_model_choice_when_valid() -> None:
     (found,) = _extract([paper], completion).values()
     spans = split_sentences(ABSTRACT)
     assert [(f.sentence, f.source) for f in found] == [
-        (ABSTRACT[slice(*spans[0])], "llm"), (ABSTRACT[slice(*spans[2])], "llm")]
+        (ABSTRACT[slice(*spans[0])], "llm"),
+        (ABSTRACT[slice(*spans[2])], "llm"),
+    ]
     assert completion.calls == 1
 
 
-@pytest.mark.parametrize("answer", ['{"sentence_indices": [1, 99]}',
-                                    '{"sentence_indices": [-1]}',
-                                    '{"sentence_indices": [1, 1]}',
-                                    "Sentences 1 and 3."])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"sentence_indices": [1, 99]}',
+        '{"sentence_indices": [-1]}',
+        '{"sentence_indices": [1, 1]}',
+        "Sentences 1 and 3.",
+    ],
+)
 def test_extract_key_findings_falls_back_to_cue_phrases_when_answer_invalid(answer: str) -> None:
     paper = make_paper(abstract=ABSTRACT)
     completion = Answers(answer)

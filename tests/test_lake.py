@@ -20,8 +20,10 @@ DAY = date(2026, 6, 30)
 
 
 def sample_papers() -> tuple:
-    return (make_paper("2606.1", title="Ünïcode — $\\delta$ title"),
-            make_paper("2606.2", categories=("cs.CV", "cs.LG")))
+    return (
+        make_paper("2606.1", title="Ünïcode — $\\delta$ title"),
+        make_paper("2606.2", categories=("cs.CV", "cs.LG")),
+    )
 
 
 def test_write_day_round_trips_papers(settings):
@@ -78,29 +80,33 @@ def test_s3_lake_round_trips_through_moto(clean_env, s3_bucket, monkeypatch):
 LakeSetup = Callable[[pytest.FixtureRequest, pytest.MonkeyPatch, Path], tuple[str, ...]]
 
 
-def _unwritable_local(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-                      work: Path) -> tuple[str, ...]:
+def _unwritable_local(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, work: Path
+) -> tuple[str, ...]:
     blocker = work / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("DIGEST_LAKE_URL", str(blocker / "lake"))
     return ("cannot write the lake",)
 
 
-def _s3_without_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-                            work: Path) -> tuple[str, ...]:
+def _s3_without_credentials(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, work: Path
+) -> tuple[str, ...]:
     monkeypatch.setenv("DIGEST_LAKE_URL", "s3://some-bucket/lake")
     return ("no AWS credentials", "AWS_ACCESS_KEY_ID")
 
 
-def _s3_missing_bucket(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-                       work: Path) -> tuple[str, ...]:
+def _s3_missing_bucket(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, work: Path
+) -> tuple[str, ...]:
     request.getfixturevalue("s3_bucket")  # a reachable endpoint with valid credentials
     monkeypatch.setenv("DIGEST_LAKE_URL", "s3://no-such-bucket-here/lake")
     return ("bucket 'no-such-bucket-here' does not exist",)
 
 
-def _s3_unreachable_endpoint(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-                             work: Path) -> tuple[str, ...]:
+def _s3_unreachable_endpoint(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, work: Path
+) -> tuple[str, ...]:
     bucket = request.getfixturevalue("s3_bucket")
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
@@ -108,8 +114,9 @@ def _s3_unreachable_endpoint(request: pytest.FixtureRequest, monkeypatch: pytest
     return (f"cannot reach the S3 endpoint {endpoint}",)
 
 
-def _s3_refused_credentials(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-                            work: Path) -> tuple[str, ...]:
+def _s3_refused_credentials(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, work: Path
+) -> tuple[str, ...]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("refusing_s3_endpoint"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value")
@@ -129,8 +136,9 @@ LAKE_FAILURES = [
 
 
 @pytest.mark.parametrize(("setup", "error"), LAKE_FAILURES)
-def test_unusable_lake_is_one_clear_error_when_opened(clean_env, monkeypatch, request,
-                                                       setup: LakeSetup, error):
+def test_unusable_lake_is_one_clear_error_when_opened(
+    clean_env, monkeypatch, request, setup: LakeSetup, error
+):
     needles = setup(request, monkeypatch, clean_env)
     with pytest.raises(error) as caught:
         open_lake(load_settings())

@@ -27,10 +27,15 @@ def child(code: str) -> subprocess.Popen[str]:
     return process
 
 
-@pytest.mark.parametrize(("code", "grace_s", "ended_by"), [
-    pytest.param(IDLES, 30, signal.SIGTERM, id="terminated-at-end-of-input"),
-    pytest.param(IGNORES_TERM, 0.2, signal.SIGKILL, id="killed-after-the-grace-if-it-ignores-term"),
-])
+@pytest.mark.parametrize(
+    ("code", "grace_s", "ended_by"),
+    [
+        pytest.param(IDLES, 30, signal.SIGTERM, id="terminated-at-end-of-input"),
+        pytest.param(
+            IGNORES_TERM, 0.2, signal.SIGKILL, id="killed-after-the-grace-if-it-ignores-term"
+        ),
+    ],
+)
 def test_watch_ends_guarded_processes_at_end_of_input(code, grace_s, ended_by):
     guarded = child(code)
     try:
@@ -50,14 +55,21 @@ def test_watch_skips_processes_that_already_ended():
 def test_guarded_process_ends_when_its_guard_is_killed():
     marker = new_marker()
     guardian = subprocess.Popen(
-        [sys.executable, "-c",
-         "import subprocess, sys, time\n"
-         "from arxiv_digest.lifeline import guard\n"
-         "idle = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-         "guard(idle.pid)\n"
-         "print(idle.pid, flush=True)\n"
-         "time.sleep(600)\n"],
-        cwd=REPO, env={**os.environ, **marker}, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "from arxiv_digest.lifeline import guard\n"
+            "idle = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+            "guard(idle.pid)\n"
+            "print(idle.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        cwd=REPO,
+        env={**os.environ, **marker},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert guardian.stdout is not None
         idle_pid = int(guardian.stdout.readline())
@@ -74,8 +86,7 @@ def test_guarded_process_ends_when_its_guard_is_killed():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill -9 the run", "Ctrl-C"])
-def test_run_leaves_no_prefect_server_behind_when_stopped_mid_run(how, llm_env, fake_llm,
-                                                                  tmp_path):
+def test_run_leaves_no_prefect_server_behind_when_stopped_mid_run(how, llm_env, fake_llm, tmp_path):
     marker = new_marker()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(marker, PREFECT_HOME=str(tmp_path / "prefect-home"))
@@ -83,8 +94,12 @@ def test_run_leaves_no_prefect_server_behind_when_stopped_mid_run(how, llm_env, 
     with err_path.open("w") as err_file:  # a file: a surviving server cannot hold it open
         run = subprocess.Popen(
             [sys.executable, "-m", "arxiv_digest.cli", "run", "--date", "2026-06-30"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err_file,
-            start_new_session=True)  # its own process group, as a terminal gives a command
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            start_new_session=True,
+        )  # its own process group, as a terminal gives a command
     stopped = threading.Event()
     servers: dict[int, int] = {}  # Prefect's server process -> its session
 

@@ -54,10 +54,17 @@ class OtherAnswer(BaseModel):
 PROMPT = Prompt(name="test.en", system="You answer in JSON.", user="Say $x.", sha256="a" * 64)
 
 
-def make_request(subject: str = "2606.00001v1", text: str = "hello", **changes: Any
-                 ) -> LLMRequest[Answer]:
-    request = LLMRequest(stage="test", subject=subject, prompt=PROMPT,
-                         messages=PROMPT.messages(x=text), schema=Answer, language="en")
+def make_request(
+    subject: str = "2606.00001v1", text: str = "hello", **changes: Any
+) -> LLMRequest[Answer]:
+    request = LLMRequest(
+        stage="test",
+        subject=subject,
+        prompt=PROMPT,
+        messages=PROMPT.messages(x=text),
+        schema=Answer,
+        language="en",
+    )
     return replace(request, **changes)
 
 
@@ -82,7 +89,8 @@ class Recorder:
 def reply(content: str, prompt_tokens: int = 11, completion_tokens: int = 7) -> SimpleNamespace:
     return SimpleNamespace(
         choices=[SimpleNamespace(message=SimpleNamespace(content=content))],
-        usage=SimpleNamespace(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+        usage=SimpleNamespace(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
+    )
 
 
 class Scripted:
@@ -107,37 +115,68 @@ def _request() -> httpx.Request:
 def rate_limited(retry_after: str | None = None) -> litellm.RateLimitError:
     headers = {"retry-after": retry_after} if retry_after else {}
     return litellm.RateLimitError(
-        message="slow down", llm_provider="openai", model="fake-model",
-        response=httpx.Response(429, headers=headers, request=_request()))
+        message="slow down",
+        llm_provider="openai",
+        model="fake-model",
+        response=httpx.Response(429, headers=headers, request=_request()),
+    )
 
 
 TRANSIENT = {
     "429": lambda: rate_limited(),
     "500": lambda: litellm.InternalServerError(
-        message="boom", llm_provider="openai", model="fake-model",
-        response=httpx.Response(500, request=_request())),
+        message="boom",
+        llm_provider="openai",
+        model="fake-model",
+        response=httpx.Response(500, request=_request()),
+    ),
     "502": lambda: litellm.BadGatewayError(
-        message="bad gateway", llm_provider="openai", model="fake-model",
-        response=httpx.Response(502, request=_request())),
+        message="bad gateway",
+        llm_provider="openai",
+        model="fake-model",
+        response=httpx.Response(502, request=_request()),
+    ),
     "503": lambda: litellm.ServiceUnavailableError(
-        message="unavailable", llm_provider="openai", model="fake-model",
-        response=httpx.Response(503, request=_request())),
-    "timeout": lambda: litellm.Timeout(message="timed out", model="fake-model",
-                                       llm_provider="openai"),
+        message="unavailable",
+        llm_provider="openai",
+        model="fake-model",
+        response=httpx.Response(503, request=_request()),
+    ),
+    "timeout": lambda: litellm.Timeout(
+        message="timed out", model="fake-model", llm_provider="openai"
+    ),
     "connection": lambda: litellm.APIConnectionError(
-        message="refused", llm_provider="openai", model="fake-model", request=_request()),
+        message="refused", llm_provider="openai", model="fake-model", request=_request()
+    ),
 }
 
 
-def make_client(completion: Any = None, *, cache: LLMCache | None = None,
-                recorder: Recorder | None = None, jitter: float = 0.5, **kwargs: Any
-                ) -> LLMClient:
+def make_client(
+    completion: Any = None,
+    *,
+    cache: LLMCache | None = None,
+    recorder: Recorder | None = None,
+    jitter: float = 0.5,
+    **kwargs: Any,
+) -> LLMClient:
     recorder = recorder or Recorder()
-    options: dict[str, Any] = {"api_base": "http://127.0.0.1:9/v1", "api_key": "sk-test",
-                               "max_attempts": 4, "backoff_s": 1.0, **kwargs}
-    return LLMClient(model=MODEL, cache=cache if cache is not None else LLMCache(),
-                     run_id="run-1", sleep=recorder.sleep, clock=recorder.clock,
-                     jitter=lambda: jitter, completion=completion, **options)
+    options: dict[str, Any] = {
+        "api_base": "http://127.0.0.1:9/v1",
+        "api_key": "sk-test",
+        "max_attempts": 4,
+        "backoff_s": 1.0,
+        **kwargs,
+    }
+    return LLMClient(
+        model=MODEL,
+        cache=cache if cache is not None else LLMCache(),
+        run_id="run-1",
+        sleep=recorder.sleep,
+        clock=recorder.clock,
+        jitter=lambda: jitter,
+        completion=completion,
+        **options,
+    )
 
 
 # -- cache key ------------------------------------------------------------------------------------
@@ -155,16 +194,18 @@ def prompts_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 
 def _analysis_key(abstract: str = "We study things.", language: str = "en") -> str:
-    request = build_analysis_request(make_paper(abstract=abstract), None, topic="vision",
-                                     language=language)
+    request = build_analysis_request(
+        make_paper(abstract=abstract), None, topic="vision", language=language
+    )
     return request.cache_key(MODEL)
 
 
 def test_cache_key_changes_when_prompt_file_changes(prompts_dir: Path) -> None:
     before = _analysis_key()
     path = prompts_dir / "analysis_abstract.en.md"
-    path.write_text(path.read_text(encoding="utf-8").replace("version: 1", "version: 2"),
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("version: 1", "version: 2"), encoding="utf-8"
+    )
     load_prompt.cache_clear()
     assert _analysis_key() != before
 
@@ -177,13 +218,17 @@ def test_cache_key_stable_when_another_prompt_file_changes(prompts_dir: Path) ->
     assert _analysis_key() == before
 
 
-@pytest.mark.parametrize("change", [
-    {"prompt": replace(PROMPT, sha256="b" * 64)},
-    {"language": "zh"},
-    {"messages": PROMPT.messages(x="hello!")},
-    {"max_tokens": 1501},
-    {"schema": OtherAnswer},
-], ids=["prompt-hash", "language", "input-text", "max-tokens", "schema"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prompt": replace(PROMPT, sha256="b" * 64)},
+        {"language": "zh"},
+        {"messages": PROMPT.messages(x="hello!")},
+        {"max_tokens": 1501},
+        {"schema": OtherAnswer},
+    ],
+    ids=["prompt-hash", "language", "input-text", "max-tokens", "schema"],
+)
 def test_cache_key_changes_when_an_input_changes(change: dict[str, Any]) -> None:
     assert make_request(**change).cache_key(MODEL) != make_request().cache_key(MODEL)
 
@@ -246,8 +291,9 @@ def test_structured_caches_answer_when_valid() -> None:
 
 def test_structured_caches_pair_when_repaired() -> None:
     cache = LLMCache()
-    outcome = asyncio.run(make_client(Scripted("not json", VALID), cache=cache)
-                          .structured(make_request()))
+    outcome = asyncio.run(
+        make_client(Scripted("not json", VALID), cache=cache).structured(make_request())
+    )
     assert outcome.status == "repaired"
     assert len(cache.entries) == 2
     again = Scripted(AssertionError("cached"))
@@ -268,8 +314,10 @@ def test_structured_remembers_invalid_and_asks_nothing_when_run_again() -> None:
     again = Scripted(AssertionError("a remembered invalid answer must not be asked again"))
     client = make_client(again, cache=cache)
     outcome = asyncio.run(client.structured(request))
-    assert (outcome.status, outcome.error) == ("invalid", cache.get(invalid_key(
-        request.cache_key(MODEL))))
+    assert (outcome.status, outcome.error) == (
+        "invalid",
+        cache.get(invalid_key(request.cache_key(MODEL))),
+    )
     assert again.calls == []
     assert [(c.cache_hit, c.status) for c in client.calls] == [(True, "invalid")]
     assert client.outcomes == {"invalid": 1}
@@ -298,8 +346,11 @@ def test_structured_asks_again_when_invalid_and_retry_invalid() -> None:
 
 def test_structured_caches_nothing_when_failed() -> None:
     cache = LLMCache()
-    outcome = asyncio.run(make_client(Scripted(TRANSIENT["500"]()), cache=cache,
-                                      max_attempts=2).structured(make_request()))
+    outcome = asyncio.run(
+        make_client(Scripted(TRANSIENT["500"]()), cache=cache, max_attempts=2).structured(
+            make_request()
+        )
+    )
     assert outcome.status == "failed"
     assert cache.entries == {}
 
@@ -322,28 +373,32 @@ def test_structured_retries_with_backoff_when_transient_error(kind: str) -> None
 
 
 @pytest.mark.parametrize(("jitter", "expected"), [(0.0, [0.5, 1.0]), (1.0, [1.0, 2.0])])
-def test_structured_scales_backoff_when_jitter_varies(jitter: float,
-                                                      expected: list[float]) -> None:
+def test_structured_scales_backoff_when_jitter_varies(jitter: float, expected: list[float]) -> None:
     recorder = Recorder()
     completion = Scripted(TRANSIENT["500"](), TRANSIENT["500"](), VALID)
-    asyncio.run(make_client(completion, recorder=recorder, jitter=jitter)
-                .structured(make_request()))
+    asyncio.run(
+        make_client(completion, recorder=recorder, jitter=jitter).structured(make_request())
+    )
     assert recorder.waits == expected
 
 
 def test_structured_caps_backoff_when_attempts_grow() -> None:
     recorder = Recorder()
     completion = Scripted(TRANSIENT["500"]())
-    asyncio.run(make_client(completion, recorder=recorder, jitter=1.0, backoff_s=40.0,
-                            max_attempts=3).structured(make_request()))
+    asyncio.run(
+        make_client(
+            completion, recorder=recorder, jitter=1.0, backoff_s=40.0, max_attempts=3
+        ).structured(make_request())
+    )
     assert recorder.waits == [40.0, 60.0]
 
 
 def test_structured_honours_retry_after_when_rate_limited() -> None:
     recorder = Recorder()
     completion = Scripted(rate_limited("7"), rate_limited("7"), VALID)
-    outcome = asyncio.run(make_client(completion, recorder=recorder, jitter=0.5)
-                          .structured(make_request()))
+    outcome = asyncio.run(
+        make_client(completion, recorder=recorder, jitter=0.5).structured(make_request())
+    )
     assert outcome.status == "ok"
     assert recorder.waits == [7.0, 7.0]
 
@@ -351,8 +406,11 @@ def test_structured_honours_retry_after_when_rate_limited() -> None:
 def test_structured_uses_backoff_when_retry_after_is_shorter() -> None:
     recorder = Recorder()
     completion = Scripted(rate_limited("0.1"), VALID)
-    asyncio.run(make_client(completion, recorder=recorder, jitter=0.5, backoff_s=2.0)
-                .structured(make_request()))
+    asyncio.run(
+        make_client(completion, recorder=recorder, jitter=0.5, backoff_s=2.0).structured(
+            make_request()
+        )
+    )
     assert recorder.waits == [1.5]
 
 
@@ -372,23 +430,33 @@ def test_structured_gives_up_when_max_attempts_reached() -> None:
 
 def test_structured_fails_at_once_when_bad_request() -> None:
     recorder = Recorder()
-    error = litellm.BadRequestError(message="bad schema", model="fake-model",
-                                    llm_provider="openai")
+    error = litellm.BadRequestError(message="bad schema", model="fake-model", llm_provider="openai")
     completion = Scripted(error)
-    outcome = asyncio.run(make_client(completion, recorder=recorder)
-                          .structured(make_request()))
+    outcome = asyncio.run(make_client(completion, recorder=recorder).structured(make_request()))
     assert outcome.status == "failed"
     assert "BadRequestError" in (outcome.error or "")
     assert len(completion.calls) == 1
     assert recorder.waits == []
 
 
-@pytest.mark.parametrize("error", [
-    litellm.AuthenticationError(message="bad key", llm_provider="openai", model="fake-model",
-                                response=httpx.Response(401, request=_request())),
-    litellm.NotFoundError(message="no model", llm_provider="openai", model="fake-model",
-                          response=httpx.Response(404, request=_request())),
-], ids=["401", "404"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        litellm.AuthenticationError(
+            message="bad key",
+            llm_provider="openai",
+            model="fake-model",
+            response=httpx.Response(401, request=_request()),
+        ),
+        litellm.NotFoundError(
+            message="no model",
+            llm_provider="openai",
+            model="fake-model",
+            response=httpx.Response(404, request=_request()),
+        ),
+    ],
+    ids=["401", "404"],
+)
 def test_structured_raises_config_error_when_provider_refuses(error: Exception) -> None:
     recorder = Recorder()
     completion = Scripted(error, VALID)
@@ -399,9 +467,12 @@ def test_structured_raises_config_error_when_provider_refuses(error: Exception) 
 
 
 def test_structured_fails_fast_when_provider_refused_an_earlier_call() -> None:
-    refused = litellm.AuthenticationError(message="bad key", llm_provider="openai",
-                                          model="fake-model",
-                                          response=httpx.Response(401, request=_request()))
+    refused = litellm.AuthenticationError(
+        message="bad key",
+        llm_provider="openai",
+        model="fake-model",
+        response=httpx.Response(401, request=_request()),
+    )
     completion = Scripted(refused, VALID)
     client = make_client(completion)
     with pytest.raises(LLMConfigError):
@@ -413,7 +484,8 @@ def test_structured_fails_fast_when_provider_refused_an_earlier_call() -> None:
 
 
 def test_structured_opens_circuit_when_connections_refused_not_when_reset(
-        fake_llm: FakeLLMServer) -> None:
+    fake_llm: FakeLLMServer,
+) -> None:
     # A reset mid-request is transient: three in a row are retried, the circuit stays closed.
     fake_llm.set_faults(LLMFault("reset", count=3))
     client = server_client(fake_llm, Recorder(), max_attempts=4)
@@ -422,9 +494,16 @@ def test_structured_opens_circuit_when_connections_refused_not_when_reset(
 
     recorder = Recorder()
     base = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    client = LLMClient(model=MODEL, api_base=base, api_key="sk-secret-test", cache=LLMCache(),
-                       run_id="run-1", max_attempts=4, sleep=recorder.sleep,
-                       jitter=lambda: 0.5)
+    client = LLMClient(
+        model=MODEL,
+        api_base=base,
+        api_key="sk-secret-test",
+        cache=LLMCache(),
+        run_id="run-1",
+        max_attempts=4,
+        sleep=recorder.sleep,
+        jitter=lambda: 0.5,
+    )
     with pytest.raises(LLMUnavailableError) as caught:
         asyncio.run(client.structured(make_request()))
     message = str(caught.value)
@@ -440,8 +519,13 @@ def test_structured_opens_circuit_when_connections_refused_not_when_reset(
 
 def test_client_refuses_model_without_provider_before_any_call() -> None:
     with pytest.raises(LLMConfigError, match=r"no provider for model 'fake-model'.*DIGEST_LLM"):
-        LLMClient(model="fake-model", api_base="http://127.0.0.1:9/v1", api_key="sk-test",
-                  cache=LLMCache(), run_id="run-1")
+        LLMClient(
+            model="fake-model",
+            api_base="http://127.0.0.1:9/v1",
+            api_key="sk-test",
+            cache=LLMCache(),
+            run_id="run-1",
+        )
 
 
 class Hanging:
@@ -454,9 +538,12 @@ class Hanging:
     async def __call__(self, **kwargs: Any) -> SimpleNamespace:
         self.started += 1
         if "boom" in kwargs["messages"][-1]["content"]:
-            raise litellm.AuthenticationError(message="bad key", llm_provider="openai",
-                                              model="fake-model",
-                                              response=httpx.Response(401, request=_request()))
+            raise litellm.AuthenticationError(
+                message="bad key",
+                llm_provider="openai",
+                model="fake-model",
+                response=httpx.Response(401, request=_request()),
+            )
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -489,8 +576,11 @@ def test_client_sends_nothing_more_when_a_request_of_another_stage_raises() -> N
     findings = [make_request(subject=f"2606.0001{i}v1", text=f"p{i}") for i in range(3)]
 
     async def two_stages() -> list[Any]:
-        return await asyncio.gather(client.structured_many(ranking),
-                                    client.structured_many(findings), return_exceptions=True)
+        return await asyncio.gather(
+            client.structured_many(ranking),
+            client.structured_many(findings),
+            return_exceptions=True,
+        )
 
     first, second = asyncio.run(two_stages())
     assert isinstance(first, RuntimeError)
@@ -509,7 +599,7 @@ def test_structured_sends_one_repair_when_answer_invalid() -> None:
     assert outcome.value == Answer(label="ok", n=3)
     assert len(completion.calls) == 2
     repair = completion.calls[1]["messages"]
-    assert repair[:len(request.messages)] == request.messages
+    assert repair[: len(request.messages)] == request.messages
     assert repair[len(request.messages)] == {"role": "assistant", "content": '{"label": "ok"'}
     assert repair[-1]["role"] == "user"
     assert "not valid" in repair[-1]["content"]
@@ -557,13 +647,16 @@ def test_structured_repairs_when_answer_empty() -> None:
 # -- JSON extraction ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ('```json\n{"a": 1}\n```', '{"a": 1}'),
-    ('```\n{"a": 1}\n```', '{"a": 1}'),
-    ('  ```json {"a": 1} ```  \n', '{"a": 1}'),
-    ('  {"a": 1}\n', '{"a": 1}'),
-    ('{"code": "```"}', '{"code": "```"}'),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('```json\n{"a": 1}\n```', '{"a": 1}'),
+        ('```\n{"a": 1}\n```', '{"a": 1}'),
+        ('  ```json {"a": 1} ```  \n', '{"a": 1}'),
+        ('  {"a": 1}\n', '{"a": 1}'),
+        ('{"code": "```"}', '{"code": "```"}'),
+    ],
+)
 def test_extract_json_strips_fence_when_present(content: str, expected: str) -> None:
     assert extract_json(content) == expected
 
@@ -578,14 +671,17 @@ def test_parse_answer_accepts_answer_when_fenced() -> None:
 def test_response_format_is_json_object_when_api_base_set() -> None:
     request = make_request()
     assert make_client(api_base="http://127.0.0.1:8080/v1").response_format(request) == {
-        "type": "json_object", "schema": Answer.model_json_schema()}
+        "type": "json_object",
+        "schema": Answer.model_json_schema(),
+    }
 
 
 def test_response_format_is_json_schema_when_no_api_base() -> None:
     request = make_request()
     assert make_client(api_base=None).response_format(request) == {
         "type": "json_schema",
-        "json_schema": {"name": "Answer", "schema": Answer.model_json_schema()}}
+        "json_schema": {"name": "Answer", "schema": Answer.model_json_schema()},
+    }
 
 
 def test_response_format_sends_tighter_schema_when_given() -> None:
@@ -650,23 +746,32 @@ def test_structured_many_spaces_calls_when_rpm_set() -> None:
 # -- through litellm and the fake LLM server ------------------------------------------------------
 
 
-def server_client(server: FakeLLMServer, recorder: Recorder | None = None, **kwargs: Any
-                  ) -> LLMClient:
+def server_client(
+    server: FakeLLMServer, recorder: Recorder | None = None, **kwargs: Any
+) -> LLMClient:
     recorder = recorder or Recorder()
-    return LLMClient(model=MODEL, api_base=server.base_url, api_key="sk-test",
-                     cache=LLMCache(), run_id="run-1", sleep=recorder.sleep,
-                     jitter=lambda: 0.5, **kwargs)
+    return LLMClient(
+        model=MODEL,
+        api_base=server.base_url,
+        api_key="sk-test",
+        cache=LLMCache(),
+        run_id="run-1",
+        sleep=recorder.sleep,
+        jitter=lambda: 0.5,
+        **kwargs,
+    )
 
 
-def test_structured_records_tokens_and_zero_cost_when_fake_model(fake_llm: FakeLLMServer
-                                                                 ) -> None:
+def test_structured_records_tokens_and_zero_cost_when_fake_model(fake_llm: FakeLLMServer) -> None:
     client = server_client(fake_llm)
     outcome = asyncio.run(client.structured(make_request()))
     assert outcome.status == "ok"
     assert isinstance(outcome.value, Answer)
     (served,) = fake_llm.calls
-    assert served["response_format"] == {"type": "json_object",
-                                         "schema": Answer.model_json_schema()}
+    assert served["response_format"] == {
+        "type": "json_object",
+        "schema": Answer.model_json_schema(),
+    }
     record = client.calls[0]
     assert record.tokens_in == served["prompt_tokens"] > 0
     assert record.tokens_out == served["completion_tokens"] > 0
@@ -685,8 +790,7 @@ def test_structured_records_tokens_when_completion_injected() -> None:
 def test_structured_many_bounds_in_flight_when_concurrency_set(concurrency: int) -> None:
     with FakeLLMServer(latency_ms=120) as server:
         client = server_client(server, concurrency=concurrency)
-        requests = [make_request(subject=f"2606.0000{i}v1", text=f"paper {i}")
-                    for i in range(6)]
+        requests = [make_request(subject=f"2606.0000{i}v1", text=f"paper {i}") for i in range(6)]
         outcomes = asyncio.run(client.structured_many(requests))
         assert [o.status for o in outcomes] == ["ok"] * 6
         assert len(server.calls) == 6
@@ -694,8 +798,7 @@ def test_structured_many_bounds_in_flight_when_concurrency_set(concurrency: int)
         assert server.max_in_flight == concurrency  # the bound, not a serial client
 
 
-def test_structured_honours_retry_after_when_server_rate_limits(fake_llm: FakeLLMServer
-                                                                ) -> None:
+def test_structured_honours_retry_after_when_server_rate_limits(fake_llm: FakeLLMServer) -> None:
     from tests.servers.fake_llm import LLMFault
 
     fake_llm.set_faults(LLMFault("429", count=2))
@@ -731,8 +834,9 @@ class _StatusHandler(LoopbackHandler["_StatusServer"]):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.owner.hits += 1
         body = json.dumps({"error": {"message": "scripted", "type": "server_error"}}).encode()
-        self.send_body(self.owner.status, body,
-                       {"Content-Type": "application/json", "Retry-After": "3"})
+        self.send_body(
+            self.owner.status, body, {"Content-Type": "application/json", "Retry-After": "3"}
+        )
 
 
 class _StatusServer(LoopbackServer):
@@ -756,16 +860,33 @@ def status_server(status_endpoint: _StatusServer) -> _StatusServer:
 
 
 def _status_client(server: _StatusServer, recorder: Recorder) -> LLMClient:
-    return LLMClient(model=MODEL, api_base=server.url, api_key="sk-test", cache=LLMCache(),
-                     run_id="run-1", max_attempts=3, backoff_s=0.01, sleep=recorder.sleep,
-                     jitter=lambda: 0.5)
+    return LLMClient(
+        model=MODEL,
+        api_base=server.url,
+        api_key="sk-test",
+        cache=LLMCache(),
+        run_id="run-1",
+        max_attempts=3,
+        backoff_s=0.01,
+        sleep=recorder.sleep,
+        jitter=lambda: 0.5,
+    )
 
 
-@pytest.mark.parametrize("status", [
-    500, 502, 503, 504, 520, 529,
-])
-def test_structured_retries_then_fails_when_server_errors(status_server: _StatusServer,
-                                                          status: int) -> None:
+@pytest.mark.parametrize(
+    "status",
+    [
+        500,
+        502,
+        503,
+        504,
+        520,
+        529,
+    ],
+)
+def test_structured_retries_then_fails_when_server_errors(
+    status_server: _StatusServer, status: int
+) -> None:
     status_server.status = status
     recorder = Recorder()
     outcome = asyncio.run(_status_client(status_server, recorder).structured(make_request()))
@@ -774,11 +895,17 @@ def test_structured_retries_then_fails_when_server_errors(status_server: _Status
     assert len(recorder.waits) == 2
 
 
-@pytest.mark.parametrize("status", [
-    401, 403, 404,
-])
-def test_structured_raises_config_error_when_server_refuses(status_server: _StatusServer,
-                                                            status: int) -> None:
+@pytest.mark.parametrize(
+    "status",
+    [
+        401,
+        403,
+        404,
+    ],
+)
+def test_structured_raises_config_error_when_server_refuses(
+    status_server: _StatusServer, status: int
+) -> None:
     status_server.status = status
     recorder = Recorder()
     with pytest.raises(LLMConfigError):

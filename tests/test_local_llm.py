@@ -26,28 +26,40 @@ class PaperNote(BaseModel):
 
     title: str = Field(max_length=80)
     keywords: list[Annotated[str, StringConstraints(max_length=24)]] = Field(
-        min_length=1, max_length=3)
+        min_length=1, max_length=3
+    )
     relevance: int = Field(ge=0, le=10, description="relevance to computer vision, 0-10")
 
 
 MESSAGES = [
     {"role": "system", "content": "You describe research papers. Answer with JSON only."},
-    {"role": "user", "content": (
-        "Paper: 'Segment Anything in Medical Images'. We adapt a promptable segmentation model "
-        "to CT and MRI scans and report large gains over task-specific baselines. Give a short "
-        "title, up to three keywords and its relevance to computer vision from 0 to 10.")},
+    {
+        "role": "user",
+        "content": (
+            "Paper: 'Segment Anything in Medical Images'. We adapt a promptable segmentation model "
+            "to CT and MRI scans and report large gains over task-specific baselines. Give a short "
+            "title, up to three keywords and its relevance to computer vision from 0 to 10."
+        ),
+    },
 ]
 
 
 def _fake_model(chunks: list[bytes], *, sha256: str | None = None) -> LocalModel:
     joined = b"".join(chunks)
-    return LocalModel(key="fake", description="fake", distributions=("a", "b"), suffix=".bin",
-                      filename="fake.gguf", size=len(joined),
-                      sha256=sha256 or hashlib.sha256(joined).hexdigest())
+    return LocalModel(
+        key="fake",
+        description="fake",
+        distributions=("a", "b"),
+        suffix=".bin",
+        filename="fake.gguf",
+        size=len(joined),
+        sha256=sha256 or hashlib.sha256(joined).hexdigest(),
+    )
 
 
-def _use_chunks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: LocalModel,
-                chunks: list[bytes]) -> None:
+def _use_chunks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: LocalModel, chunks: list[bytes]
+) -> None:
     files = {}
     for dist, data in zip(spec.distributions, chunks, strict=True):
         path = tmp_path / "site" / f"{dist}.bin"
@@ -59,8 +71,9 @@ def _use_chunks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: LocalMode
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
-def test_chunked_model_is_joined_once_into_the_cache(monkeypatch: pytest.MonkeyPatch,
-                                                      tmp_path: Path) -> None:
+def test_chunked_model_is_joined_once_into_the_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     chunks = [b"GGUF" + b"x" * 1000, b"y" * 777]
     spec = _fake_model(chunks)
     _use_chunks(monkeypatch, tmp_path, spec, chunks)
@@ -73,8 +86,9 @@ def test_chunked_model_is_joined_once_into_the_cache(monkeypatch: pytest.MonkeyP
     assert [p.name for p in path.parent.iterdir()] == ["fake.gguf"]  # no temporary left
 
 
-def test_chunks_that_do_not_match_the_checksum_leave_nothing(monkeypatch: pytest.MonkeyPatch,
-                                                             tmp_path: Path) -> None:
+def test_chunks_that_do_not_match_the_checksum_leave_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     chunks = [b"GGUF", b"tampered"]
     spec = _fake_model(chunks, sha256="0" * 64)
     _use_chunks(monkeypatch, tmp_path, spec, chunks)
@@ -84,11 +98,21 @@ def test_chunks_that_do_not_match_the_checksum_leave_nothing(monkeypatch: pytest
 
 
 def test_missing_model_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = LocalModel(key="ghost", description="", distributions=("no-such-dist-for-tests",),
-                      suffix=".gguf", filename="ghost.gguf", sha256="0" * 64, size=1)
+    spec = LocalModel(
+        key="ghost",
+        description="",
+        distributions=("no-such-dist-for-tests",),
+        suffix=".gguf",
+        filename="ghost.gguf",
+        sha256="0" * 64,
+        size=1,
+    )
     monkeypatch.setitem(MODELS, "ghost", spec)
-    with pytest.raises(ConfigError, match=r"'no-such-dist-for-tests' is not installed.*"
-                                          r'pip install -e "\.\[local\]"'):
+    with pytest.raises(
+        ConfigError,
+        match=r"'no-such-dist-for-tests' is not installed.*"
+        r'pip install -e "\.\[local\]"',
+    ):
         local_llm.model_path("ghost")
     with pytest.raises(ConfigError, match="unknown local model 'nope'"):
         local_llm.model_path("nope")
@@ -96,9 +120,12 @@ def test_missing_model_package_names_the_install_command(monkeypatch: pytest.Mon
 
 def test_without_llama_cpp_start_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "llama_cpp" else real(name, *a))
-    with pytest.raises(ConfigError, match=r'llama-cpp-python is not installed.*\[local\]'):
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llama_cpp" else real(name, *a),
+    )
+    with pytest.raises(ConfigError, match=r"llama-cpp-python is not installed.*\[local\]"):
         local_llm.start_local_llm()
 
 
@@ -132,9 +159,16 @@ def test_json_object_with_schema_constrains_the_answer(server: LocalLLM) -> None
     import litellm
 
     response = litellm.completion(
-        model=server.model, api_base=server.base_url, api_key=server.api_key,
-        messages=MESSAGES, temperature=0, max_tokens=400, max_retries=0, timeout=600,
-        response_format={"type": "json_object", "schema": PaperNote.model_json_schema()})
+        model=server.model,
+        api_base=server.base_url,
+        api_key=server.api_key,
+        messages=MESSAGES,
+        temperature=0,
+        max_tokens=400,
+        max_retries=0,
+        timeout=600,
+        response_format={"type": "json_object", "schema": PaperNote.model_json_schema()},
+    )
     content = response.choices[0].message.content
     assert response.choices[0].finish_reason == "stop", content
     answer = json.loads(content)  # the grammar guarantees JSON ...
@@ -157,10 +191,17 @@ def test_json_schema_response_format_is_refused(server: LocalLLM) -> None:
 
     with pytest.raises(litellm.InternalServerError, match="json_object"):
         litellm.completion(
-            model=server.model, api_base=server.base_url, api_key=server.api_key,
-            messages=MESSAGES, max_tokens=8, max_retries=0,
-            response_format={"type": "json_schema", "json_schema": {
-                "name": "PaperNote", "schema": PaperNote.model_json_schema()}})
+            model=server.model,
+            api_base=server.base_url,
+            api_key=server.api_key,
+            messages=MESSAGES,
+            max_tokens=8,
+            max_retries=0,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "PaperNote", "schema": PaperNote.model_json_schema()},
+            },
+        )
 
 
 @pytest.mark.slow
@@ -179,8 +220,9 @@ def test_busy_port_is_a_config_error() -> None:
 
 
 @pytest.mark.slow
-def test_a_server_that_dies_reports_its_log(monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Path) -> None:
+def test_a_server_that_dies_reports_its_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     pytest.importorskip("llama_cpp")
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a gguf file at all")
@@ -217,5 +259,9 @@ def test_demo_local_model_path_runs_a_day_end_to_end(run_env, monkeypatch) -> No
     assert validate_digest(text) == []
     assert summary.llm_calls > 0
     with open_catalog(load_settings(), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM llm_calls WHERE NOT cache_hit AND "
-                           "status = 'ok'").fetchone()[0] > 0
+        assert (
+            con.execute(
+                "SELECT count(*) FROM llm_calls WHERE NOT cache_hit AND status = 'ok'"
+            ).fetchone()[0]
+            > 0
+        )

@@ -28,8 +28,9 @@ MARKDOWN_LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*)?
 
 def repository_files() -> list[PurePosixPath]:
     """The tracked files (what a clone gets)."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
-                            check=True).stdout.decode()
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
     return sorted({PurePosixPath(name) for name in listed.split("\0") if name})
 
 
@@ -88,29 +89,37 @@ def test_no_repository_file_refers_to_a_path_outside_the_repository():
     assert not problems, "references outside the repository:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize(("relative", "line", "expected"), [
-    ("README.md", "see [the digest](../shared/reference/digest.md) here", 2),
-    ("README.md", "see [the digest](tests/data/reference/digest.md) here", 0),
-    ("docs/a.md", "[up one is still inside](../README.md)", 0),
-    ("docs/a.md", "[two up leaves](../../x.md#part)", 1),
-    ("README.md", "[site](https://example.org/../x) [anchor](#the-day-rule)", 0),
-    ("tests/t.py", 'SHARED = Path(__file__).resolve().parents[2] / "shared"', 1),
-    ("tests/t.py", "REPO = Path(__file__).resolve().parents[1]", 0),
-    ("tests/t.py", 'FIXTURES = REPO.parent / "shared" / "fixtures"', 1),
-    ("tests/t.py", 'lake = tmp_path / "shared" / "lake"', 0),
-    ("scripts/x.sh", "cp /work/shared/reference/x.md .", 1),
-    ("README.md", "https://github.com/org/work/tree and ~/work/x", 0),
-])
+@pytest.mark.parametrize(
+    ("relative", "line", "expected"),
+    [
+        ("README.md", "see [the digest](../shared/reference/digest.md) here", 2),
+        ("README.md", "see [the digest](tests/data/reference/digest.md) here", 0),
+        ("docs/a.md", "[up one is still inside](../README.md)", 0),
+        ("docs/a.md", "[two up leaves](../../x.md#part)", 1),
+        ("README.md", "[site](https://example.org/../x) [anchor](#the-day-rule)", 0),
+        ("tests/t.py", 'SHARED = Path(__file__).resolve().parents[2] / "shared"', 1),
+        ("tests/t.py", "REPO = Path(__file__).resolve().parents[1]", 0),
+        ("tests/t.py", 'FIXTURES = REPO.parent / "shared" / "fixtures"', 1),
+        ("tests/t.py", 'lake = tmp_path / "shared" / "lake"', 0),
+        ("scripts/x.sh", "cp /work/shared/reference/x.md .", 1),
+        ("README.md", "https://github.com/org/work/tree and ~/work/x", 0),
+    ],
+)
 def test_outside_references_are_found_when_present(relative, line, expected):
     assert len(outside_references(PurePosixPath(relative), line)) == expected
 
 
 def test_recorded_data_matches_the_checksums_in_its_provenance():
     provenance = (TEST_DATA / "PROVENANCE.md").read_text(encoding="utf-8")
-    listed = dict((name, sha) for sha, name in
-                  re.findall(r"^\| `([0-9a-f]{64})` \| `([^`]+)` \|$", provenance, re.M))
-    shipped = {path.relative_to(TEST_DATA).as_posix() for path in TEST_DATA.rglob("*")
-               if path.is_file() and path.name != "PROVENANCE.md"}
+    listed = dict(
+        (name, sha)
+        for sha, name in re.findall(r"^\| `([0-9a-f]{64})` \| `([^`]+)` \|$", provenance, re.M)
+    )
+    shipped = {
+        path.relative_to(TEST_DATA).as_posix()
+        for path in TEST_DATA.rglob("*")
+        if path.is_file() and path.name != "PROVENANCE.md"
+    }
     assert set(listed) == shipped  # every shipped file has its provenance, and no listed is missing
     for name, sha in listed.items():
         assert hashlib.sha256((TEST_DATA / name).read_bytes()).hexdigest() == sha, name

@@ -35,7 +35,8 @@ def lake_state(lake: Path, db: Path) -> tuple:
 
 
 def test_backfill_killed_at_random_points_resumes_to_the_uninterrupted_result(
-        llm_env, fake_llm, tmp_path, monkeypatch):
+    llm_env, fake_llm, tmp_path, monkeypatch
+):
     from prefect.settings import get_current_settings
 
     monkeypatch.setenv("DIGEST_TOP_N", "1")
@@ -53,16 +54,31 @@ def test_backfill_killed_at_random_points_resumes_to_the_uninterrupted_result(
 
         # The same backfill in a child process, killed -9 at random LLM calls, then resumed.
         lake, db = tmp_path / "crash" / "lake", tmp_path / "crash" / "digest.duckdb"
-        env = {**os.environ, "DIGEST_LAKE_URL": str(lake), "DIGEST_DUCKDB_PATH": str(db),
-               "PREFECT_API_URL": str(get_current_settings().api.url)}
-        command = [sys.executable, "-m", "arxiv_digest.cli", "backfill", "--start",
-                   START.isoformat(), "--end", END.isoformat(), "--parallel", "2"]
+        env = {
+            **os.environ,
+            "DIGEST_LAKE_URL": str(lake),
+            "DIGEST_DUCKDB_PATH": str(db),
+            "PREFECT_API_URL": str(get_current_settings().api.url),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "arxiv_digest.cli",
+            "backfill",
+            "--start",
+            START.isoformat(),
+            "--end",
+            END.isoformat(),
+            "--parallel",
+            "2",
+        ]
         rng = random.Random(7)
         kills = 0
         for _ in range(3):
             base, stop_after = len(fake_llm.calls), rng.randint(5, 40)
-            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
 
             def kill_at(number: int, proc=proc, target=base + stop_after) -> None:
                 if number == target:
@@ -74,8 +90,9 @@ def test_backfill_killed_at_random_points_resumes_to_the_uninterrupted_result(
             assert code in (-signal.SIGKILL, 0)
             kills += code == -signal.SIGKILL
         assert kills >= 1
-        final = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                               timeout=600)
+        final = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        )
         assert final.returncode == 0, final.stderr[-2000:]
 
     assert lake_state(lake, db) == reference

@@ -91,8 +91,17 @@ from tests.servers.loopback import (
 )
 
 MODEL_ID = "fake-model"
-FAULT_KINDS = ("429", "500", "timeout", "malformed-json", "empty", "injection", "401",
-               "unknown-model", "reset")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "timeout",
+    "malformed-json",
+    "empty",
+    "injection",
+    "401",
+    "unknown-model",
+    "reset",
+)
 INJECTION_PHRASE = "ignore previous instructions"
 INJECTION_DEFAULT = "PWNED"
 UNBOUNDED_MAX = 2**31 - 1  # an "index" an obeying model picks when the schema sets no maximum
@@ -108,38 +117,93 @@ _MAX_DEPTH = 8
 # ---------------------------------------------------------------------------------------------
 
 _EN_SUBJECTS = (
-    "The proposed method", "This paper", "Our model", "The framework", "A lightweight encoder",
-    "The new benchmark", "A diffusion-based approach", "The authors", "The baseline",
+    "The proposed method",
+    "This paper",
+    "Our model",
+    "The framework",
+    "A lightweight encoder",
+    "The new benchmark",
+    "A diffusion-based approach",
+    "The authors",
+    "The baseline",
     "A transformer backbone",
 )
 _EN_VERBS = (
-    "improves", "reduces", "enables", "stabilises", "outperforms prior work on", "simplifies",
-    "achieves strong", "analyses", "accelerates", "revisits",
+    "improves",
+    "reduces",
+    "enables",
+    "stabilises",
+    "outperforms prior work on",
+    "simplifies",
+    "achieves strong",
+    "analyses",
+    "accelerates",
+    "revisits",
 )
 _EN_OBJECTS = (
-    "segmentation accuracy", "inference cost", "robust object tracking", "depth estimation",
-    "open-vocabulary detection", "3D scene reconstruction", "video understanding",
-    "image generation quality", "few-shot classification", "cross-domain generalisation",
+    "segmentation accuracy",
+    "inference cost",
+    "robust object tracking",
+    "depth estimation",
+    "open-vocabulary detection",
+    "3D scene reconstruction",
+    "video understanding",
+    "image generation quality",
+    "few-shot classification",
+    "cross-domain generalisation",
 )
 _EN_TAILS = (
-    "on standard benchmarks", "with fewer parameters", "across diverse scenes",
-    "under heavy occlusion", "without extra labels", "at real-time speed",
-    "in low-light conditions", "on several public datasets",
+    "on standard benchmarks",
+    "with fewer parameters",
+    "across diverse scenes",
+    "under heavy occlusion",
+    "without extra labels",
+    "at real-time speed",
+    "in low-light conditions",
+    "on several public datasets",
 )
 _ZH_SUBJECTS = (
-    "本文提出的方法", "该模型", "所提框架", "轻量级编码器", "新的基准", "基于扩散的方法", "作者",
-    "基线模型", "变换器骨干网络",
+    "本文提出的方法",
+    "该模型",
+    "所提框架",
+    "轻量级编码器",
+    "新的基准",
+    "基于扩散的方法",
+    "作者",
+    "基线模型",
+    "变换器骨干网络",
 )
 _ZH_VERBS = (
-    "显著提升了", "有效降低了", "实现了", "稳定了", "优于以往的", "简化了", "分析了", "加速了",
+    "显著提升了",
+    "有效降低了",
+    "实现了",
+    "稳定了",
+    "优于以往的",
+    "简化了",
+    "分析了",
+    "加速了",
 )
 _ZH_OBJECTS = (
-    "分割精度", "推理开销", "鲁棒目标跟踪", "深度估计", "开放词汇检测", "三维场景重建", "视频理解",
-    "图像生成质量", "小样本分类", "跨域泛化能力",
+    "分割精度",
+    "推理开销",
+    "鲁棒目标跟踪",
+    "深度估计",
+    "开放词汇检测",
+    "三维场景重建",
+    "视频理解",
+    "图像生成质量",
+    "小样本分类",
+    "跨域泛化能力",
 )
 _ZH_TAILS = (
-    "在标准基准上", "以更少的参数", "在多样化场景中", "在严重遮挡下", "无需额外标注", "以实时速度",
-    "在低光照条件下", "在多个公开数据集上",
+    "在标准基准上",
+    "以更少的参数",
+    "在多样化场景中",
+    "在严重遮挡下",
+    "无需额外标注",
+    "以实时速度",
+    "在低光照条件下",
+    "在多个公开数据集上",
 )
 _TITLE_HINTS = ("title", "name", "label", "keyword", "tag", "heading", "category", "topic")
 _LONG_HINTS = ("summary", "abstract", "markdown", "body", "text", "content", "explanation")
@@ -148,8 +212,11 @@ _LONG_HINTS = ("summary", "abstract", "markdown", "body", "text", "content", "ex
 def _sentence(rng: random.Random, chinese: bool) -> str:
     if chinese:
         return (
-            rng.choice(_ZH_SUBJECTS) + rng.choice(_ZH_TAILS) + rng.choice(_ZH_VERBS)
-            + rng.choice(_ZH_OBJECTS) + "。"
+            rng.choice(_ZH_SUBJECTS)
+            + rng.choice(_ZH_TAILS)
+            + rng.choice(_ZH_VERBS)
+            + rng.choice(_ZH_OBJECTS)
+            + "。"
         )
     return (
         f"{rng.choice(_EN_SUBJECTS)} {rng.choice(_EN_VERBS)} {rng.choice(_EN_OBJECTS)} "
@@ -504,9 +571,7 @@ def _message_text(message: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            part.get("text", "") for part in content if isinstance(part, dict)
-        )
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return ""
 
 
@@ -690,8 +755,9 @@ class _Reply:
         return json.dumps(self.payload, ensure_ascii=False).encode()
 
 
-def _error(status: int, message: str, kind: str, code: str | None = None,
-           param: str | None = None) -> _Reply:
+def _error(
+    status: int, message: str, kind: str, code: str | None = None, param: str | None = None
+) -> _Reply:
     error = {"message": message, "type": kind, "param": param, "code": code}
     return _Reply(status, {"error": error})
 
@@ -728,8 +794,9 @@ class _Handler(LoopbackHandler["FakeLLMServer"]):
                 return
             if reply.reset:
                 # SO_LINGER 0: closing sends a TCP RST, as a crashed proxy or server would.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
                 self.close_connection = True
                 return
             self._send(reply)
@@ -746,8 +813,9 @@ class _Handler(LoopbackHandler["FakeLLMServer"]):
 
     def _send(self, reply: _Reply) -> None:
         try:
-            self.send_body(reply.status, reply.body,
-                           {"Content-Type": JSON_CONTENT_TYPE, **reply.headers})
+            self.send_body(
+                reply.status, reply.body, {"Content-Type": JSON_CONTENT_TYPE, **reply.headers}
+            )
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (its timeout fired during a held request): nothing to answer.
             self.close_connection = True
@@ -880,8 +948,9 @@ class FakeLLMServer(LoopbackServer):
         prompt_tokens = math.ceil(sum(len(_message_text(m)) for m in messages) / 4)
         record["prompt_tokens"] = prompt_tokens
         payload = injection_payload(messages)
-        text = json.dumps(body, ensure_ascii=False) if any(
-            s.fault.match for s in self._faults) else ""
+        text = (
+            json.dumps(body, ensure_ascii=False) if any(s.fault.match for s in self._faults) else ""
+        )
         fault = next(
             (
                 s.fault.kind
@@ -920,8 +989,9 @@ class FakeLLMServer(LoopbackServer):
             content = build_content(body, self.seed, injected=injected)
         except ValueError as exc:
             msg = f"invalid response_format schema: {exc}"
-            return _error(400, msg, "invalid_request_error", "invalid_schema",
-                          "response_format"), record
+            return _error(
+                400, msg, "invalid_request_error", "invalid_schema", "response_format"
+            ), record
         if fault == "malformed-json":
             content = _break_json(content)
         elif fault == "empty":

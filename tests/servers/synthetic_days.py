@@ -14,8 +14,9 @@ def synthetic_id(day: date, rank: int) -> str:
     return f"{day:%y%m}.{day.day * 600 + rank:05d}"
 
 
-def write_days(out_dir: Path, first_announcement: date, count: int,
-               source: Path = BUNDLED_DAY) -> list[Path]:
+def write_days(
+    out_dir: Path, first_announcement: date, count: int, source: Path = BUNDLED_DAY
+) -> list[Path]:
     """`count` consecutive listing files (YYYY-MM-DD.jsonl), each the source day with new ids.
 
     Rows keep their order, categories, text and cross-list repeats, so every day has the real
@@ -31,8 +32,16 @@ def write_days(out_dir: Path, first_announcement: date, count: int,
         with path.open("w", encoding="utf-8") as out:
             for row in rows:
                 new_id = synthetic_id(day, ranks[row["id"]])
-                out.write(json.dumps({**row, "id": new_id,
-                                      "abs": f"https://arxiv.org/abs/{new_id}",
-                                      "pdf": f"https://arxiv.org/pdf/{new_id}"}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            **row,
+                            "id": new_id,
+                            "abs": f"https://arxiv.org/abs/{new_id}",
+                            "pdf": f"https://arxiv.org/pdf/{new_id}",
+                        }
+                    )
+                    + "\n"
+                )
         paths.append(path)
     return paths
