@@ -106,8 +106,9 @@ class DayLLM:
         except concurrent.futures.CancelledError:
             raise DayCancelledError(self._stopped or f"digest {self.day}: cancelled") from None
         except BaseException as exc:
-            with self._lock:
-                self.failure = self.failure or exc
+            if not isinstance(exc, DayCancelledError):  # a consequence, not the cause
+                with self._lock:
+                    self.failure = self.failure or exc
             self.cancel(f"digest {self.day} stopped: {_first_line(exc)}")
             raise
         finally:
@@ -162,8 +163,10 @@ def stop_day(llm: DayLLM, exc: BaseException) -> BaseException:
     """After a stage of the day raised: cancel the day's other LLM work and return the error to
     report, the first stage error (not the cancellations it caused)."""
     llm.cancel(f"digest {llm.day} stopped: {_first_line(exc)}")
-    if isinstance(exc, DayCancelledError) and llm.failure is not None:
-        return llm.failure
+    if isinstance(exc, DayCancelledError):
+        # The cause may have reached the client (on the LLM loop) before its own stage's thread
+        # saw it: whichever stage raised first, the error reported is the cause.
+        return llm.failure or llm.client.failure or exc
     return exc
 
 

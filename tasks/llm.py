@@ -357,6 +357,7 @@ class LLMClient:
         self._unreachable = 0  # consecutive attempts that could not connect
         self._broken: LLMUnavailableError | None = None  # the open circuit's error
         self._stopped: str | None = None  # why no request may go out any more (see `stop`)
+        self.failure: BaseException | None = None  # the error that stopped the client, if any
 
     def response_format(self, request: LLMRequest[Any]) -> dict[str, Any]:
         """JSON constrained by the schema, in the dialect the endpoint understands.
@@ -386,7 +387,9 @@ class LLMClient:
             raise
         except BaseException as exc:
             # The stage cannot finish (an unavailable LLM, an unwritable cache): stop at once,
-            # on this loop, every request of the client still waiting for a slot.
+            # on this loop, every request of the client still waiting for a slot. The error is
+            # kept: the cancellations it causes in other stages may reach their callers first.
+            self.failure = self.failure or exc
             self.stop(f"stopped after an error: {str(exc) or type(exc).__name__}")
             raise
         self.outcomes[outcome.status] += 1

@@ -7,6 +7,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -912,3 +913,23 @@ def test_structured_raises_config_error_when_server_refuses(
         asyncio.run(_status_client(status_server, recorder).structured(make_request()))
     assert status_server.hits == 1
     assert recorder.waits == []
+
+
+def test_stop_day_reports_the_cause_when_a_cancellation_reaches_the_day_first() -> None:
+    # The cache write failed on the LLM loop (the client keeps the error) and another stage's
+    # cancellation got out of its thread before the failing stage's own thread saw the cause.
+    from arxiv_digest.errors import DayCancelledError, LakeError
+    from tasks.call_recorder import CallRecorder
+    from tasks.day_llm import DayLLM, stop_day
+
+    client = LLMClient(
+        model="openai/fake-model",
+        api_base="http://127.0.0.1:9/v1",
+        api_key="sk-test",
+        cache=LLMCache(),
+        run_id="run",
+    )
+    llm = DayLLM(date(2026, 6, 30), client, CallRecorder(lambda seq, batch: None))
+    cause = LakeError("cannot write the cache")
+    client.failure = cause
+    assert stop_day(llm, DayCancelledError("digest 2026-06-30 stopped")) is cause
