@@ -16,7 +16,8 @@ from arxiv_digest.lifeline import watch
 from tests.processes import kill_marked, marked, new_marker, survivors
 
 REPO = Path(__file__).resolve().parent.parent
-IDLES = "import time; print(1, flush=True); time.sleep(600)"
+# Child processes that idle until a signal ends them (nothing in the test itself waits).
+IDLES = "import signal; print(1, flush=True); signal.pause()"
 IGNORES_TERM = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); " + IDLES
 
 
@@ -58,12 +59,12 @@ def test_guarded_process_ends_when_its_guard_is_killed():
         [
             sys.executable,
             "-c",
-            "import subprocess, sys, time\n"
+            "import signal, subprocess, sys\n"
             "from arxiv_digest.lifeline import guard\n"
-            "idle = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+            "idle = subprocess.Popen([sys.executable, '-c', 'import signal; signal.pause()'])\n"
             "guard(idle.pid)\n"
             "print(idle.pid, flush=True)\n"
-            "time.sleep(600)\n",
+            "signal.pause()\n",
         ],
         cwd=REPO,
         env={**os.environ, **marker},
