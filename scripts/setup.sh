@@ -11,6 +11,20 @@ fi
 pip=(.venv/bin/python -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade "pip>=24"
 
+# The site's tests drive a real browser: Debian's chromium and its driver (no browser can be
+# downloaded here, so Selenium Manager is never used). Installed once when missing and possible.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing chromium and chromium-driver (Debian packages)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+  else
+    echo "setup: chromium/chromedriver missing and not installable here (need root + apt-get):" \
+      "browser tests will be skipped (and fail when CI=true)" >&2
+  fi
+fi
+
 # llama.cpp is built for a portable x86-64 baseline (AVX2/FMA), not for this CPU: a native build
 # picks AMX/AVX-512 kernels that crash (SIGSEGV in decode) on virtual machines whose CPU reports
 # AMX without the kernel enabling it, and pip's own wheel cache, which ignores build flags, would
