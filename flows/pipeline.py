@@ -49,7 +49,7 @@ def digest_day(day: date, run: DayRun) -> RenderedDigest | None:
             fulltexts = fetch_fulltext_day(settings, chosen)
             analyses = analyse_day(settings, lake, llm, chosen, fulltexts)
             selected, analyses = in_rank_order(chosen, analyses, ranking.result())
-            summary_md, summary_status = summarize_day(settings, lake, llm, selected, analyses)
+            summary_md, summary_status = summarize_day(settings, lake, llm, selected)
             return render_day(
                 settings,
                 lake,

@@ -15,13 +15,14 @@ from tasks.day_llm import DayLLM, DayUsage
 from tasks.executive_summary import write_executive_summary
 from tasks.fulltext import fetch_fulltexts
 from tasks.key_findings import Finding, extract_key_findings
-from tasks.lake import Lake
+from tasks.lake import Lake, load_day_papers
 from tasks.models import Paper
 from tasks.outputs import RenderedDigest, build_digest, write_if_changed
 from tasks.prompts import prompts_fingerprint
 from tasks.rank import Ranking, rank_papers
 from tasks.render import render_digest
 from tasks.stage_task import stage_task
+from tasks.summary_plan import RisingTermLike, paper_terms_of, plan_summary, term_counts
 
 
 @stage_task(name="rank_day")
@@ -88,18 +89,42 @@ def extract_key_findings_day(
     return findings
 
 
+def summary_inputs(
+    lake: Lake, day: date, papers: list[Paper]
+) -> tuple[dict[str, list[str]], list[RisingTermLike], dict[str, int], int]:
+    """What the executive summary is built from besides the selected papers: key phrases of
+    each selected paper (by arXiv id), the day's rising terms, and how many of the day's papers
+    (all of them, the background of the themes) have each key phrase.
+
+    WIRING (issue 15): the one place these come from. Until tasks/terms.py is merged: the
+    stand-in extractor of tasks/summary_plan.py over the day's papers, and no rising terms.
+    """
+    day_papers = load_day_papers(lake, day) or papers
+    day_terms = paper_terms_of(day_papers)
+    rising: list[RisingTermLike] = []
+    return (
+        {p.arxiv_id: day_terms.get(p.arxiv_id, []) for p in papers},
+        rising,
+        dict(term_counts(day_terms)),
+        len(day_papers),
+    )
+
+
 @stage_task(name="summarize_day")
 def summarize_day(
-    settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper], analyses: list[Analysis]
+    settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]
 ) -> tuple[str, str]:
     """The executive summary (Markdown) and how it came about (its status)."""
-    gists = {a.arxiv_id: a.fields_json for a in analyses if a.fields_json}
-    summary, outcome = llm.run(
+    terms, rising, counts, day_papers = summary_inputs(lake, llm.day, papers)
+    plan = plan_summary(
+        papers, terms, rising, topic=settings.topic, day_term_counts=counts, day_papers=day_papers
+    )
+    result = llm.run(
         write_executive_summary(
-            llm.client, papers, gists, day=llm.day, topic=settings.topic, language=settings.language
+            llm.client, plan, day=llm.day, topic=settings.topic, language=settings.language
         )
     )
-    return summary, outcome.status
+    return result.markdown, result.status
 
 
 @stage_task(name="render_day")

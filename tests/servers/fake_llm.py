@@ -44,7 +44,9 @@ Kinds: ``429`` (``Retry-After: 1``, ``rate_limit_error``/``rate_limit_exceeded``
 other requests are served meanwhile), ``malformed-json`` (200, the normal content cut in half so it
 does not parse), ``empty`` (200, ``content: ""``), ``401`` (``invalid_api_key``, as for a wrong
 key), ``unknown-model`` (404 ``model_not_found``, as for a model the provider does not serve),
-``reset`` (the connection is closed with a TCP reset, no answer). ``injection`` is eligible only
+``reset`` (the connection is closed with a TCP reset, no answer), ``junk`` (200, the normal JSON
+answer with every string value replaced by `JUNK_TEXT`, keys and other values kept: schema-valid
+for free-text fields such as the executive summary's prose). ``injection`` is eligible only
 when a user message contains "ignore previous instructions" (any case) and models a model that
 obeys the attacker within the schema: every free string field becomes the payload (the text after
 the word "output" that follows the phrase, up to the end of its sentence, quotes stripped; "PWNED"
@@ -101,7 +103,12 @@ FAULT_KINDS = (
     "401",
     "unknown-model",
     "reset",
+    "junk",
 )
+# What the `junk` fault puts in every string: the local model's real failures in the demo's
+# executive summary (issue 15): a leaked template token, fused words, an invented number, a
+# chat end token.
+JUNK_TEXT = "{{#text}} The themall method uses 10% more data.<|im_end|>"
 INJECTION_PHRASE = "ignore previous instructions"
 INJECTION_DEFAULT = "PWNED"
 UNBOUNDED_MAX = 2**31 - 1  # an "index" an obeying model picks when the schema sets no maximum
@@ -658,6 +665,22 @@ def _break_json(content: str) -> str:
     return content + "}"
 
 
+def _junk(content: str) -> str:
+    """The answer with every string value replaced by JUNK_TEXT (plain text: all of it)."""
+
+    def spoil(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: spoil(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [spoil(v) for v in value]
+        return JUNK_TEXT if isinstance(value, str) else value
+
+    try:
+        return json.dumps(spoil(json.loads(content)), ensure_ascii=False)
+    except ValueError:
+        return JUNK_TEXT
+
+
 # ---------------------------------------------------------------------------------------------
 # Faults
 # ---------------------------------------------------------------------------------------------
@@ -996,6 +1019,8 @@ class FakeLLMServer(LoopbackServer):
             content = _break_json(content)
         elif fault == "empty":
             content = ""
+        elif fault == "junk":
+            content = _junk(content)
         completion_tokens = math.ceil(len(content) / 4)
         record.update(status=200, completion_tokens=completion_tokens)
         reply = _Reply(
