@@ -159,7 +159,8 @@ def is_id_only(text: str, titles: Iterable[str] = ()) -> bool:
 _NUMBER = re.compile(
     r"(?<![A-Za-z0-9_.\-/])"
     r"(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?"
-    r"(?:\s*(\\?%|％|percent\b|per cent\b|percentage points?\b)|\s*(×|x)(?![A-Za-z]))?"
+    r"(?:\s*(\\?%|％|percent\b|per cent\b|percentage points?\b)"
+    r"|\s*(×|x(?![A-Za-z])|times\b|-?fold\b))?"
     r"(?![A-Za-z0-9_])",
     re.IGNORECASE,
 )
@@ -167,7 +168,8 @@ _NUMBER = re.compile(
 
 @dataclass(frozen=True)
 class Number:
-    """A number as written and as compared: 10 %, 10%, 10.0% are all ("10", "%")."""
+    """A number as written and as compared: 10 %, 10%, 10.0% are all ("10", "%"); 3x, 3 times
+    and 3-fold are ("3", "x")."""
 
     written: str
     value: str  # normalised decimal: "0.5", "1000"
@@ -193,17 +195,16 @@ def unsupported_numbers(
 ) -> list[str]:
     """Numbers in `text` that no source text gives (as written there, after normalising).
 
-    A percentage needs the same percentage in a source; a plain number or a factor ("3x") is
-    supported by the same value written any way. `allowed` values are always supported (the
-    day's paper count, the date).
+    A percentage needs the same percentage in a source, a factor ("3x", "3 times", "3-fold")
+    the same factor; a plain number is supported by the same value written any way.
+    `allowed` values are always supported (the day's paper count, the date).
     """
-    given = [n for source in sources for n in numbers_in(source)]
-    percents = {n.value for n in given if n.unit == "%"}
-    values = {n.value for n in given} | set(allowed)
+    given = {(n.value, n.unit) for source in sources for n in numbers_in(source)}
+    values = {value for value, _ in given} | set(allowed)
     return [
         n.written
         for n in numbers_in(text)
-        if not (n.value in percents if n.unit == "%" else n.value in values)
+        if not ((n.value, n.unit) in given if n.unit else n.value in values)
     ]
 
 

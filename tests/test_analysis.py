@@ -18,9 +18,10 @@ from tasks.analysis import (
     render_fulltext_analysis,
 )
 from tasks.digest_format import validate_digest
-from tasks.executive_summary import ExecutiveSummary, PaperNote, render_summary
+from tasks.executive_summary import SummaryProse, render_summary
 from tasks.llm import LLMCache, LLMClient, Outcome
 from tasks.render import Digest, DigestPaper, render_digest
+from tasks.summary_plan import plan_summary
 from tests.conftest import make_paper
 from tests.servers.fake_llm import FakeLLMServer
 
@@ -176,14 +177,13 @@ def test_render_analysis_adds_no_heading_when_model_text_hostile() -> None:
 def test_render_digest_stays_valid_when_analysis_and_summary_hostile() -> None:
     paper = make_paper(title=f"Title {HOSTILE}")
     analysis = render_abstract_analysis(paper, abstract_analysis(HOSTILE), "en", TOPIC)
-    summary = ExecutiveSummary(
+    summary = SummaryProse(
         overview=HOSTILE,
-        themes=[HOSTILE],
-        emerging=[HOSTILE],
-        highlights=[PaperNote(arxiv_id=paper.versioned_id, note=HOSTILE)],
-        recommended=[PaperNote(arxiv_id=paper.versioned_id, note=HOSTILE)],
+        highlights={paper.versioned_id: HOSTILE},
+        recommended={paper.versioned_id: HOSTILE},
     )
-    summary_md = render_summary(summary, [paper], day=DAY, topic=TOPIC, language="en")
+    plan = plan_summary([paper], {paper.arxiv_id: [HOSTILE]})
+    summary_md = render_summary(plan, summary, day=DAY, topic=TOPIC, language="en")
     digest = Digest(
         digest_date=DAY,
         topic=TOPIC,

@@ -71,10 +71,26 @@ def stored(sql: str, *params: object) -> list[tuple]:
 def test_executive_summary_comes_from_llm_and_cites_only_todays_papers(llm_env):
     daily_digest(date=DAY)
     [(status, summary)] = stored("SELECT summary_status, executive_summary FROM digests")
-    assert status in ("ok", "repaired")
+    assert status == "ok" or status.startswith("repaired: ")
     ids = {r[0] for r in stored("SELECT arxiv_id || 'v' || version FROM papers")}
     cited = set(__import__("re").findall(r"\((\d{4}\.\d{4,5}v\d+)\)", summary))
     assert cited and cited <= ids
+
+
+def test_junk_summary_is_repaired_once_then_replaced_by_the_data_only_summary(llm_env, fake_llm):
+    from tests.servers.fake_llm import LLMFault
+
+    fake_llm.set_faults([LLMFault("junk", count=0, match="SummaryProse")])
+    daily_digest(date=DAY)
+    [(status, summary, markdown)] = stored(
+        "SELECT summary_status, executive_summary, markdown FROM digests"
+    )
+    assert status == "data-only: template-token"
+    assert [c["fault"] for c in fake_llm.calls].count("junk") == 2  # the answer and its repair
+    assert "{{" not in markdown and "themall" not in markdown
+    assert "**Recommended full reads:**" not in summary  # the digest's language is Chinese
+    assert "**建议阅读全文的论文：**" in summary and "**主要主题与趋势：**" in summary
+    assert validate_digest(markdown) == []
 
 
 def test_key_findings_are_verbatim_abstract_sentences(llm_env):

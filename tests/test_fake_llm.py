@@ -17,6 +17,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field
 
 from tests.servers.fake_llm import (
+    JUNK_TEXT,
     FakeLLMServer,
     LLMFault,
     injection_payload,
@@ -272,6 +273,19 @@ def test_content_is_empty_when_empty_fires():
             response = complete(s, messages(), response_format=JSON_OBJECT)
             assert not response.choices[0].message.content
         assert [(c["fault"], c["completion_tokens"]) for c in s.calls] == [("empty", 0)] * 2
+
+
+def test_every_string_is_junk_but_the_shape_is_kept_when_junk_fires():
+    prose = {"type": "object", "properties": {"a": {"type": "string"}, "n": {"type": "integer"}}}
+    with FakeLLMServer(faults=[LLMFault("junk", count=1)]) as s:
+        fmt = {"type": "json_object", "schema": {**prose, "required": ["a", "n"]}}
+        junk = json.loads(complete(s, messages(), response_format=fmt).choices[0].message.content)
+        good = json.loads(complete(s, messages(), response_format=fmt).choices[0].message.content)
+        text = complete(s, messages(1)).choices[0].message.content  # no fault left: plain text
+        assert [c["fault"] for c in s.calls] == ["junk", None, None]
+    assert junk["a"] == JUNK_TEXT and "{{#text}}" in JUNK_TEXT
+    assert isinstance(junk["n"], int) and junk["n"] == good["n"]
+    assert good["a"] != JUNK_TEXT and text != JUNK_TEXT
 
 
 def test_model_obeys_injected_instruction_within_schema_when_injection_fires():

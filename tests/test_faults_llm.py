@@ -211,8 +211,8 @@ def test_transient_failure_leaves_the_day_unfinished_and_backfill_asks_only_it_a
         "SELECT stage, subject FROM llm_calls WHERE run_id = ? AND NOT cache_hit", second.run_id
     )
     assert {s.split("v")[0] for stage, s in asked if stage.startswith("analysis")} == failed
-    # The summary is asked again because its input (the analyses' gists) changed.
-    assert {stage for stage, _ in asked} == {"analysis_abstract", "summary"}
+    # The summary is built from the papers, not from their analyses: it is not asked again.
+    assert {stage for stage, _ in asked} == {"analysis_abstract"}
     assert day_status() == "digested"
     assert backfill(start=DAY, end=DAY).skipped == [DAY.isoformat()]
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import tasks.prompts as prompts_module
 from arxiv_digest.errors import ConfigError
 from tasks.analysis import AbstractAnalysis, build_analysis_request, render_abstract_analysis
-from tasks.executive_summary import build_summary_request
+from tasks.executive_summary import ProseCheck, build_summary_request
 from tasks.key_findings import build_key_findings_request, split_sentences
 from tasks.llm import LLMRequest
 from tasks.models import Paper
@@ -28,6 +28,7 @@ from tasks.prompts import (
     repair_message,
 )
 from tasks.rank import build_rank_request
+from tasks.summary_plan import plan_summary
 from tests.conftest import make_paper
 
 STAGES = ("rank", "key_findings", "analysis_abstract", "analysis_fulltext", "summary")
@@ -63,8 +64,8 @@ def stage_requests(
             paper, fulltext, topic="computer vision", language=language
         ),
         "summary": build_summary_request(
-            [paper],
-            {paper.arxiv_id: paper.abstract},
+            plan := plan_summary([paper], {paper.arxiv_id: ["depth"]}),
+            ProseCheck(plan, date(2026, 6, 30)),
             day=date(2026, 6, 30),
             topic="computer vision",
             language=language,
