@@ -479,6 +479,10 @@ def print_table(results: dict[str, Any]) -> None:
             f"after backfills {scale['peak_rss_mb']} MB",
         )
     )
+    if "summary" in results:
+        from bench.summary import table_line
+
+        lines.append(table_line(results["summary"]))
     width = max(len(a) for a, _, _ in lines)
     for a, b, c in lines:
         print(f"{a.ljust(width)}  {b}  {c}".rstrip())
@@ -523,6 +527,11 @@ def main(argv: list[str] | None = None) -> int:
         results["backfill"] = backfill_scaling(tmp, day_counts, llm)
         biggest = Path(results["backfill"]["points"][-1]["work"]) / "lake"
         results["queries"] = analyst_queries(biggest, tmp, 5 if args.quick else 20)
+        from bench.summary import summary_quality  # issue 15: the summary's grounding
+
+        results["summary"] = summary_quality(
+            tmp / "llm-bound" / "lake", DAY, model="openai/fake-model", api_base=llm.base_url
+        )
     results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
