@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from tasks.models import Paper
@@ -151,10 +152,11 @@ class ThemeScorer:
     phrase if they were drawn at random from the day's `day_papers` papers, of which
     `day_counts[phrase]` have it (add-one smoothed). A phrase three selected papers share and
     few others of the day have is a theme; "learning", which a third of the day has, is not.
-    Without day counts, the cover alone. Then x1.5 for a phrase of several words (they name
-    topics, single words often do not), x(1 + the share of the group whose titles hold every
-    word of it), and 0 for a phrase made only of the digest topic's words (every paper of a
-    "Computer Vision" digest is about vision). Below `minimum`: 0.
+    Without day counts, or when every paper of the day is selected, the cover alone. Then x1.5
+    for a phrase of several words (they name topics, single words often do not), x(1 + the
+    share of the group whose titles hold every word of it), and 0 for a phrase made only of the
+    digest topic's words (every paper of a "Computer Vision" digest is about vision). Below
+    `minimum`: 0.
     """
 
     selected: int
@@ -164,12 +166,15 @@ class ThemeScorer:
     topic: str = ""
     minimum: float = MIN_THEME_SCORE
 
+    @cached_property
+    def _topic_words(self) -> frozenset[str]:
+        return frozenset(_singular(w) for w in _WORD.findall(self.topic.lower()))
+
     def __call__(self, term: str, cover: frozenset[str]) -> float:
         words = term.split()
-        topic_words = set(_WORD.findall(self.topic.lower()))
-        if len(cover) < 2 or not words or {_singular(w) for w in topic_words} >= set(words):
+        if len(cover) < 2 or not words or self._topic_words >= set(words):
             return 0.0
-        if self.day_papers > 0:
+        if self.day_papers > self.selected:
             expected = self.selected * (self.day_counts.get(term, 0) + 1) / (self.day_papers + 1)
             weight = len(cover) * math.log(len(cover) / expected)
         else:

@@ -104,6 +104,12 @@ def test_scorer_prefers_phrases_rare_in_the_day() -> None:
     assert scorer("learning", frozenset({"a", "b", "c"})) < scorer("gaussian", pair)
 
 
+def test_scorer_counts_the_cover_alone_when_the_whole_day_is_selected() -> None:
+    # TOP_N = 0: against its own day every phrase is as common as expected; the cover decides.
+    whole_day = ThemeScorer(selected=10, titles={}, day_counts={"x": 9}, day_papers=10, minimum=0.0)
+    assert whole_day("x", frozenset({"a", "b"})) == 2.0
+
+
 def test_scorer_ignores_the_topic_and_rewards_phrases_in_titles() -> None:
     titles = {"a": "Gaussian Avatars", "b": "Avatar fields"}
     scorer = ThemeScorer(selected=4, titles=titles, topic="Computer Vision", minimum=0.0)
