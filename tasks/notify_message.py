@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markdown_it import MarkdownIt
@@ -24,6 +24,7 @@ from markupsafe import Markup
 from arxiv_digest.resources import ROOT
 from tasks.key_findings import split_sentences
 from tasks.markdown_text import normalize_inline, normalize_llm
+from tasks.notify_channels import ChannelSpec, Outgoing
 
 TEMPLATES_DIR = ROOT / "templates" / "notify"
 # Papers listed in an email (the rest: one line pointing at the full digest) and in a chat message.
@@ -35,9 +36,6 @@ CHAT_SUMMARY_LINES = 3
 CHAT_MAX_CHARS = 1500
 GIST_CHARS = 200
 ELLIPSIS = "…"
-
-ChannelKind = Literal["email", "chat"]
-BodyFormat = Literal["html", "text"]
 
 
 @dataclass(frozen=True)
@@ -63,27 +61,6 @@ class DayMessage:
     paper_count: int
     papers: tuple[PaperLine, ...]  # selected papers, best first
     day_url: str | None  # the site's day page
-
-
-@dataclass(frozen=True)
-class ChannelSpec:
-    """What a channel takes: email or chat, and its limits as Apprise's plugin states them."""
-
-    kind: ChannelKind
-    body_limit: int
-    title_limit: int  # 0: no title field (Apprise puts the title on the body's first line)
-    # The length of a text body once Apprise converted it to the channel's own format (text
-    # becomes HTML with entities on some channels): the limit applies to that.
-    measure: Callable[[str], int] = len
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message as it is handed to Apprise."""
-
-    title: str
-    body: str
-    body_format: BodyFormat
 
 
 # ---------------------------------------------------------------------------------------------

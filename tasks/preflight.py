@@ -14,7 +14,7 @@ from arxiv_digest.paths import directory_problem
 from arxiv_digest.settings import Settings
 from tasks.catalog import check_catalog_path
 from tasks.lake import Lake, open_lake
-from tasks.notify import check_notify_urls
+from tasks.notify_channels import check_notify_urls
 
 
 def check_output_dir(settings: Settings) -> None:

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,20 +19,11 @@ from arxiv_digest.errors import ConfigError
 from arxiv_digest.settings import Settings, _describe_error, load_settings, split_notify_urls
 from tasks.import_digest import digest_row_from_markdown
 from tasks.lake import Lake, open_lake, papers_table
-from tasks.notify import (
-    SENT,
-    channel_id,
-    check_notify_urls,
-    load_day_message,
-    notify_days,
-    open_channel,
-    read_deliveries,
-    scrub,
-)
+from tasks.notify import SENT, load_day_message, notify_days, read_deliveries
+from tasks.notify_channels import ChannelSpec, channel_id, check_notify_urls, open_channel, scrub
 from tasks.notify_message import (
     CHAT_MAX_CHARS,
     CHAT_PAPERS,
-    ChannelSpec,
     DayMessage,
     PaperLine,
     chat_message,
@@ -382,19 +374,22 @@ def test_preflight_rejects_a_url_apprise_cannot_use_without_showing_it(settings_
     assert "SECRET" not in str(caught.value)
 
 
-def test_preflight_accepts_each_documented_channel(settings_env):
-    check_notify_urls(
-        with_urls(
-            "mailto://user:app-password@gmail.com",
-            "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#digest",
-            "tgram://123456789:AAE-exampleBotToken/12315544",
-            "lark://abcdefghij1234567890",
-            "feishu://abcdefghij1234567890",
-            "dingtalk://securetoken1234567890",
-            "wecombot://botkey1234567890",
-            "json://127.0.0.1:8080/",
-        )
-    )
+def test_preflight_accepts_each_example_url_of_the_readme(settings_env):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Notifications\n", 1)[1].split("\n## ", 1)[0]
+    examples = re.findall(r"`([a-z]+://[^`]+)`", section)
+    schemes = {url.split("://")[0] for url in examples}
+    assert {
+        "mailtos",
+        "slack",
+        "tgram",
+        "lark",
+        "feishu",
+        "dingtalk",
+        "wecombot",
+        "json",
+    } <= schemes
+    check_notify_urls(with_urls(*examples))
 
 
 def test_scrub_removes_every_part_of_the_url():
