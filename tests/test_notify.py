@@ -33,6 +33,7 @@ from tasks.notify_message import (
 )
 from tests.conftest import REFERENCE_DIGEST, free_port, make_paper
 from tests.servers.webhook import WebhookServer
+from tests.test_cli import assert_one_line_error, nothing_written, run_cli
 
 DAY = date(2026, 6, 30)
 SITE = "https://digest.example/site"
@@ -390,6 +391,15 @@ def test_preflight_accepts_each_example_url_of_the_readme(settings_env):
         "json",
     } <= schemes
     check_notify_urls(with_urls(*examples))
+
+
+def test_run_with_an_unusable_notify_url_is_one_line_error_before_anything_is_written(
+    settings_env, monkeypatch, capsys
+):
+    monkeypatch.setenv("DIGEST_NOTIFY_URLS", "json://127.0.0.1:9/ slack://ONLY-ONE-SECRET")
+    code, _, err = run_cli(capsys, "run", "--date", "2026-06-30")
+    assert_one_line_error(code, err, "DIGEST_NOTIFY_URLS: URL #2 slack://")
+    assert "SECRET" not in err and nothing_written(settings_env)
 
 
 def test_scrub_removes_every_part_of_the_url():
