@@ -169,6 +169,19 @@ def write_deliveries(lake: Lake, day: date, deliveries: Sequence[Delivery]) -> N
     lake.write_day("deliveries", day, lake.rows("deliveries", rows))
 
 
+def days_with_failures(lake: Lake, profile: str = DEFAULT_PROFILE) -> list[date]:
+    """Days where some channel's last attempt failed (the next publish passes them again, so
+    a channel that was down is retried even when the run's own days are later ones)."""
+    table = lake.read_table("deliveries", columns=["profile", "status", "digest_date"])
+    return sorted(
+        {
+            date.fromisoformat(row["digest_date"])
+            for row in table.to_pylist()
+            if row["status"] == FAILED and row["profile"] == profile
+        }
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------

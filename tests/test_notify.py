@@ -19,7 +19,7 @@ from arxiv_digest.errors import ConfigError
 from arxiv_digest.settings import Settings, _describe_error, load_settings, split_notify_urls
 from tasks.import_digest import digest_row_from_markdown
 from tasks.lake import Lake, open_lake, papers_table
-from tasks.notify import SENT, load_day_message, notify_days, read_deliveries
+from tasks.notify import SENT, days_with_failures, load_day_message, notify_days, read_deliveries
 from tasks.notify_channels import ChannelSpec, channel_id, check_notify_urls, open_channel, scrub
 from tasks.notify_message import (
     CHAT_MAX_CHARS,
@@ -303,6 +303,8 @@ def test_refused_channel_is_recorded_without_secrets_and_retried_by_the_next_run
             assert secret not in caplog.text
         assert f"channel #1 json:// ({channel_id(refused_url)}) failed" in caplog.text
 
+        assert days_with_failures(lake) == [DAY]
+
         refused.status = 200
         if fault == "nothing listening":
             refused.start()
@@ -311,6 +313,7 @@ def test_refused_channel_is_recorded_without_secrets_and_retried_by_the_next_run
         assert len(webhook.posts) == 1 and len(refused.posts) == 1 + (fault == "answers 500")
         row = read_deliveries(lake, DAY)[("default", channel_id(refused_url))]
         assert (row.status, row.attempts, row.error) == ("sent", 2, None)
+        assert days_with_failures(lake) == []
 
         assert notify_days(settings, lake, [DAY]).sent == 0  # and then nothing more
     finally:
