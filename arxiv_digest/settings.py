@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -14,6 +15,8 @@ from arxiv_digest.categories import unknown_categories
 from arxiv_digest.errors import ConfigError
 
 DEFAULT_ARXIV_API_URL = "https://export.arxiv.org/api/query"
+# DIGEST_ fields whose values a settings error never shows.
+SECRET_FIELDS = frozenset({"notify_urls"})
 
 
 class Settings(BaseSettings):
@@ -68,6 +71,16 @@ class Settings(BaseSettings):
     aws_region: str = Field(
         "us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
+
+    # Notifications (tasks/notify.py): Apprise URLs (mailto://, slack://, tgram://, ...),
+    # whitespace or comma separated. They hold tokens: secret, never logged nor stored (a
+    # channel is known by a hash of its URL), never shown in a settings error.
+    notify_urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    @field_validator("notify_urls", mode="before")
+    @classmethod
+    def _split_notify_urls(cls, value: object) -> object:
+        return split_notify_urls(value) if isinstance(value, str) else value
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -140,6 +153,17 @@ def digest_config_hash(settings: Settings, prompts_fingerprint: str) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# A new URL starts where a separator is followed by `scheme://` (as Apprise splits its own URL
+# lists): a comma inside a URL (`?to=a@x.org,b@x.org`) stays in it.
+_NEXT_URL = re.compile(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_notify_urls(text: str) -> list[str]:
+    """`"mailto://a json://b, slack://c"` -> the three URLs (text before the first URL is kept
+    as an entry of its own, so the preflight can reject it)."""
+    return [part.strip(" \t\r\n,") for part in _NEXT_URL.split(text.strip()) if part.strip(" ,")]
+
+
 def _require_http_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -171,7 +195,12 @@ def _describe_error(err: Any) -> str:
     value = err.get("input")
     # The value helps find a typo. Only DIGEST_ fields show it: the aliased ones (AWS_*,
     # OPENAI_API_KEY) may hold secrets.
-    if info is not None and info.validation_alias is None and isinstance(value, str | int | float):
+    if (
+        info is not None
+        and info.validation_alias is None
+        and str(loc[0]) not in SECRET_FIELDS
+        and isinstance(value, str | int | float)
+    ):
         shown = f"{name}={str(value)[:120]!r}"
     return f"{shown}: {str(err['msg']).removeprefix('Value error, ')}"
 

@@ -159,6 +159,18 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("config_hash", pa.string()),
         ]
     ),
+    # One row per profile and notification channel (tasks/notify.py): the channel is a hash of
+    # its URL, never the URL (it holds tokens); sent_at is the last attempt's time.
+    "deliveries": pa.schema(
+        [
+            ("profile", pa.string()),
+            ("channel", pa.string()),
+            ("status", pa.string()),
+            ("attempts", pa.int32()),
+            ("error", pa.string()),
+            ("sent_at", _TS),
+        ]
+    ),
 }
 
 
@@ -413,6 +425,11 @@ class Lake:
             return (
                 f"{problem}; it holds LLM call records of digest {day}: delete it (the "
                 "catalog forgets those calls)"
+            )
+        if table == "deliveries":
+            return (
+                f"{problem}; it records the notifications of digest {day}: delete it (they are "
+                "sent again by the next publish)"
             )
         rerun = f"delete it and run `arxiv-digest run --date {day}`"
         if table in SOURCE_TABLES:

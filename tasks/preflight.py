@@ -14,6 +14,7 @@ from arxiv_digest.paths import directory_problem
 from arxiv_digest.settings import Settings
 from tasks.catalog import check_catalog_path
 from tasks.lake import Lake, open_lake
+from tasks.notify_channels import check_notify_urls
 
 
 def check_output_dir(settings: Settings) -> None:
@@ -27,9 +28,11 @@ def preflight(settings: Settings, *, digest: bool = True) -> Lake:
     """The configured lake, once every setting a run depends on has been checked.
 
     URLs and values were validated when the settings were read; here come the places: the
-    output directory (only when digests are rendered), the DuckDB file, then the lake.
+    output directory and the notification URLs (only when digests are rendered), the DuckDB
+    file, then the lake.
     """
     if digest:
         check_output_dir(settings)
+        check_notify_urls(settings)
     check_catalog_path(settings)
     return open_lake(settings)
