@@ -42,5 +42,5 @@ CREATE SCHEMA IF NOT EXISTS empty;
 
 -- name: empty_table
 -- $source: an empty Arrow table of the dataset's schema plus digest_date, registered on the
--- connection.
-CREATE TABLE IF NOT EXISTS empty.$table AS SELECT * FROM $source;
+-- connection. Replaced when the schema gained columns since the catalog was made.
+CREATE OR REPLACE TABLE empty.$table AS SELECT * FROM $source;

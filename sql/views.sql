@@ -2,9 +2,12 @@
 -- ($glob as a quoted SQL string literal, so any lake path works).
 
 -- name: lake_view
+-- The typed empty stand-in joins by name, so a column added to a dataset after its older days
+-- were written reads as NULL there, even when no file has it yet (no rows, no cost).
 CREATE OR REPLACE VIEW $table AS
 SELECT * FROM read_parquet($glob, hive_partitioning = true,
-                           hive_types = {'digest_date': DATE}, union_by_name = true);
+                           hive_types = {'digest_date': DATE}, union_by_name = true)
+UNION ALL BY NAME SELECT * FROM empty.$table;
 
 -- name: empty_view
 CREATE OR REPLACE VIEW $table AS SELECT * FROM empty.$table;

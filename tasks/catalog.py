@@ -389,7 +389,8 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(sections["days"])
     con.execute(sections["empty_schema"])
     for table in LAKE_TABLES:
-        if f"empty.{table}" not in existing:
+        columns = [*SCHEMAS[table].names, PARTITION]
+        if sorted(existing.get(f"empty.{table}") or []) != sorted(columns):
             empty = SCHEMAS[table].append(pa.field(PARTITION, pa.date32())).empty_table()
             with _registered(con, f"empty_{table}", empty) as source:
                 con.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -64,6 +64,15 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("doi", pa.string()),
             ("abs_url", pa.string()),
             ("pdf_url", pa.string()),
+            # Enrichment (tasks/enrich.py), computed when the day is stored; days stored before
+            # these columns existed read them as NULL.
+            ("code_urls", pa.list_(pa.string())),
+            ("venue", pa.string()),
+            ("venue_year", pa.int32()),
+            ("venue_status", pa.string()),
+            ("venue_evidence", pa.string()),  # the comment's clause the venue was read from
+            ("pages", pa.int32()),
+            ("figures", pa.int32()),
         ]
     ),
     "dedup_log": pa.schema(
@@ -180,11 +189,23 @@ def papers_table(papers: Sequence[Paper]) -> pa.Table:
                 "doi": p.doi,
                 "abs_url": p.abs_url,
                 "pdf_url": p.pdf_url,
+                "code_urls": list(p.enrichment.code_urls),
+                "venue": p.enrichment.venue,
+                "venue_year": p.enrichment.venue_year,
+                "venue_status": p.enrichment.venue_status,
+                "venue_evidence": p.enrichment.venue_evidence,
+                "pages": p.enrichment.pages,
+                "figures": p.enrichment.figures,
             }
             for p in papers
         ],
         schema=SCHEMAS["papers"],
     )
+
+
+# The columns a Paper is read from: the enrichment columns are derived from them (and older
+# days lack those).
+_PAPER_COLUMNS = [f.name for f in fields(Paper)]
 
 
 def papers_from_table(table: pa.Table) -> list[Paper]:
@@ -205,7 +226,7 @@ def papers_from_table(table: pa.Table) -> list[Paper]:
             abs_url=row["abs_url"],
             pdf_url=row["pdf_url"],
         )
-        for row in table.select(SCHEMAS["papers"].names).to_pylist()
+        for row in table.select(_PAPER_COLUMNS).to_pylist()
     ]
 
 
