@@ -49,3 +49,11 @@ LEFT JOIN (
     QUALIFY row_number() OVER (PARTITION BY r.digest_date ORDER BY r.rank) <= 3
 ) t USING (digest_date)
 GROUP BY g.digest_date, g.paper_count;
+
+-- name: term_views
+-- Each key phrase's weekly share of papers (weeks start on Monday): papers using it that week
+-- over the week's papers (term_week_counts, summed from the `terms` dataset at registration;
+-- days stored before that dataset existed have no terms and are not counted).
+CREATE OR REPLACE VIEW term_weeks AS
+SELECT c.week, c.term, c.count, p.papers, round(c.count / p.papers, 6) AS share
+FROM term_week_counts c JOIN term_week_papers p USING (week);

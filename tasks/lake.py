@@ -158,6 +158,14 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("error", pa.string()),
         ]
     ),
+    # Key phrases of the day's papers (tasks/terms.py): papers using each, and the day's papers.
+    "terms": pa.schema(
+        [
+            ("term", pa.string()),
+            ("count", pa.int32()),
+            ("papers", pa.int32()),
+        ]
+    ),
     "day_manifests": pa.schema(
         [
             ("status", pa.string()),
@@ -380,8 +388,11 @@ class Lake:
                 return None
             raise LakeError(f"cannot read {path}: {_short(exc)}") from None
 
-    def read_table(self, table: str, columns: Iterable[str] | None = None) -> pa.Table:
-        """Every partition of a dataset, with `digest_date` as a string column."""
+    def read_table(
+        self, table: str, columns: Iterable[str] | None = None, where: ds.Expression | None = None
+    ) -> pa.Table:
+        """Every partition of a dataset (or the rows `where` keeps, e.g. a range of days: only
+        their files are read), with `digest_date` as a string column."""
         partitioning = ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive")
         schema = SCHEMAS[table].append(pa.field(PARTITION, pa.string()))
         try:
@@ -399,7 +410,7 @@ class Lake:
                 return schema.empty_table().select(list(columns) if columns else schema.names)
             raise LakeError(f"cannot read {self.table_dir(table)}: {_short(exc)}") from None
         try:
-            return dataset.to_table(columns=list(columns) if columns else None)
+            return dataset.to_table(columns=list(columns) if columns else None, filter=where)
         except (OSError, pa.ArrowException) as exc:
             if not _is_corrupt(exc):
                 raise LakeError(f"cannot read {self.table_dir(table)}: {_short(exc)}") from None

@@ -12,10 +12,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from arxiv_digest.resources import analyst_queries, query_params
+from arxiv_digest.resources import analyst_queries, query_defaults, query_params
 from tasks.catalog import RunRecord, open_catalog, rebuild_catalog, register_run, run_query
 from tasks.dedup import dedupe_papers
 from tasks.lake import day_manifest_table, dedup_log_table, open_lake, papers_table
+from tasks.terms import terms_table
 from tests.conftest import make_paper
 
 DAYS = [date(2026, 6, 29), date(2026, 6, 30), date(2026, 7, 8)]
@@ -26,6 +27,9 @@ PARAMS = {
     "keyword": "diffusion",
     "category": "cs.CV",
     "day": "2026-06-30",
+    # Optional parameters (declared defaults) a tiny lake needs changed to give rows.
+    "min_support": "1",
+    "max_share": "1",
 }
 
 
@@ -41,16 +45,20 @@ def small_lake(settings):
                 title="Diffusion for vision",
                 authors=("Ada Lovelace", "Alan Turing"),
             ),
-            make_paper(
-                f"2606.{n}002",
-                published=published,
-                categories=("cs.LG", "cs.CV"),
-                authors=("Ada Lovelace",),
-                abstract="No keyword here.",
+            replace(
+                make_paper(
+                    f"2606.{n}002",
+                    published=published,
+                    categories=("cs.LG", "cs.CV"),
+                    authors=("Ada Lovelace",),
+                    abstract="No keyword here.",
+                ),
+                comment="Accepted to CVPR 2026",
             ),
         ]
         result = dedupe_papers(day, papers + papers[1:])
         lake.write_day("papers", day, papers_table(result.papers))
+        lake.write_day("terms", day, terms_table(result.papers))
         lake.write_day("dedup_log", day, dedup_log_table(result))
         lake.write_day("day_manifests", day, day_manifest_table(result, "q", "h"))
     run = RunRecord(
@@ -102,7 +110,8 @@ def test_empty_views_match_lake_columns(settings):
 def test_analyst_query_runs_on_small_lake(settings, name):
     small_lake(settings)
     sql = analyst_queries()[name]
-    columns, rows = run_query(settings, sql, {p: PARAMS[p] for p in query_params(sql)})
+    wanted = [*query_params(sql), *query_defaults(sql)]
+    columns, rows = run_query(settings, sql, {p: v for p, v in PARAMS.items() if p in wanted})
     assert columns and rows, name
 
 
