@@ -63,6 +63,8 @@ def build_digest(
                 abstract=p.abstract,
                 analysis_md=markdown.get(p.arxiv_id) or failed_analysis_placeholder(language),
                 key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])),
+                code_urls=p.enrichment.code_urls,
+                venue=p.enrichment.venue_line(),
             )
             for p in papers
         ),
