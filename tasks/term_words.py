@@ -82,14 +82,22 @@ aspects manner terms term step steps stage stages source target input output inp
 state art limitation limitations advantage advantages insight insights scenario scenarios
 context field area areas tool tools resource resources metric metrics score scores accuracy
 rate rates value values size
+gap paradigm pipeline signal structure evidence observation pair cue condition constraint
+objective detail content variation sample reference effort attempt need trade-off
+project page github repository
+""".split()
+)
+
+# Adjectives: inside a phrase only, never alone nor at its end ("large language model", not
+# "multimodal large").
+ADJECTIVES = frozenset(
+    """
 large small high low robust multiple single complex accurate consistent limited global local
 standard real-world prior general fine-grained computational explicit implicit direct joint
 unified generalizable scalable practical reliable stable dynamic adaptive lightweight
 powerful good poor fast slow long short open closed full partial additional potential
 underlying corresponding relevant common typical unique similar original final initial
-visual semantic spatial temporal structural geometric
-gap paradigm pipeline signal structure evidence observation pair cue condition constraint
-objective detail content variation sample reference compact effort attempt need trade-off
+visual semantic spatial temporal structural geometric compact
 """.split()
 )
 

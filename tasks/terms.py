@@ -24,7 +24,15 @@ from arxiv_digest.resources import analyst_queries, query_defaults, sql_sections
 from tasks.catalog import refresh_term_weeks
 from tasks.lake import PARTITION, SCHEMAS, Lake
 from tasks.models import Paper
-from tasks.term_words import ED_NOUNS, GENERIC, INVARIANT, IRREGULAR, LY_NOUNS, STOPWORDS
+from tasks.term_words import (
+    ADJECTIVES,
+    ED_NOUNS,
+    GENERIC,
+    INVARIANT,
+    IRREGULAR,
+    LY_NOUNS,
+    STOPWORDS,
+)
 
 MAX_WORDS = 3
 
@@ -104,10 +112,15 @@ def _chunks(text: str) -> Iterable[list[str]]:
 
 
 def _is_phrase(words: Sequence[str]) -> bool:
-    """Not only generic words, and not ending on a past participle ("forest constructed")."""
+    """Not only generic words and adjectives, and not ending on an adjective or a past
+    participle ("multimodal large", "forest constructed")."""
     last = words[-1]
     participle = last.endswith("ed") and len(last) > 4 and last not in ED_NOUNS
-    return not participle and not all(w in GENERIC for w in words)
+    return (
+        not participle
+        and last not in ADJECTIVES
+        and not all(w in GENERIC or w in ADJECTIVES for w in words)
+    )
 
 
 def paper_terms(title: str, abstract: str) -> list[str]:

@@ -183,9 +183,14 @@ def test_rising_terms_from_the_lake_equal_the_catalogs(settings):
         assert rising_terms(lake, day, max_share=1) == query(settings, day=day, max_share=1)
 
 
-def test_rising_terms_on_a_one_day_lake_rank_by_count_against_an_empty_baseline(settings):
+def test_rising_terms_on_a_one_day_lake_rank_phrases_by_count_against_an_empty_baseline(
+    settings,
+):
     lake = open_lake(settings)
-    per_paper = [["world model"] * (i < 10) + ["robot arm"] * (i < 5) for i in range(100)]
+    per_paper = [
+        ["world model"] * (i < 10) + ["robot arm"] * (i < 5) + ["video"] * (i < 15)
+        for i in range(100)
+    ]
     lake.write_day("terms", LAST, count_terms(per_paper))
     refresh_catalog(settings, lake)
     expected = [
@@ -231,6 +236,25 @@ def test_registration_sums_only_the_weeks_of_its_days_and_rebuild_all(settings):
     assert weekly() == {new - timedelta(days=1): 50}  # the old week was not registered
     rebuild_catalog(settings, lake)
     assert weekly() == {old - timedelta(days=1): 100, new - timedelta(days=1): 50}
+
+
+def test_a_part_mostly_used_inside_a_longer_term_is_left_out(settings):
+    """Two thirds of a term's uses inside a longer listed term make it a fragment of that one."""
+    lake = open_lake(settings)
+    uses = {
+        "language model": 31,
+        "large language model": 28,  # 90 % of "language model": that one goes
+        "gaussian splatting": 23,
+        "3d gaussian splatting": 14,  # 61 % of "gaussian splatting": both stay
+    }
+    per_paper = [[t for t, k in uses.items() if i < k] for i in range(200)]
+    lake.write_day("terms", LAST, count_terms(per_paper))
+    refresh_catalog(settings, lake)
+    assert [t.term for t in query(settings)] == [
+        "large language model",
+        RISING,
+        "3d gaussian splatting",
+    ]
 
 
 # --- the other trend queries --------------------------------------------------------------------

@@ -16,11 +16,13 @@
 -- term new with 3 papers ranks by how many papers use it, not as an infinite growth.
 -- Left out: terms under $min_support papers; background terms, used by more than $max_share
 -- of the recent window's papers (the field's own vocabulary, "image" in cs.CV, is no
--- direction); and a term every use of which is inside a longer listed term ("gaussian" when
--- each paper using it says "gaussian splatting").
--- With no previous weeks (a lake of one day or week) every expected is 0, so the ranking is
--- by count: the window's most used distinctive phrases (boilerplate and generic words are no
--- terms, tasks/term_words.py).
+-- direction); and a term two thirds of whose uses are inside a longer listed term ("language
+-- model" when most papers using it say "large language model").
+-- With no previous weeks (a lake of one day or week) there is no growth to measure: every
+-- expected is 0, so the ranking is by count, and only phrases of two or three words are
+-- listed (a single word's frequency alone says little: "prediction", "video"). These are the
+-- window's most used distinctive phrases (boilerplate and generic words are no terms,
+-- tasks/term_words.py).
 -- default: $day = latest
 -- default: $weeks = 4
 -- default: $previous_weeks = 8
@@ -63,9 +65,10 @@ scored AS (
                / (previous_share * t.recent_papers + CAST($smoothing AS DOUBLE)) AS ratio
     FROM counted c, totals t
     WHERE c.count <= CAST($max_share AS DOUBLE) * t.recent_papers
+      AND (t.previous_papers > 0 OR contains(c.term, ' '))
 ),
--- A longer term has at most its parts' counts, so one with a part's count has at least its
--- ratio: the parts to leave out are all among the best-ranked terms.
+-- A longer term has at most its parts' counts and close to their ratio when it holds most of
+-- their uses: the parts to leave out are found among the best-ranked terms.
 best AS (
     SELECT * FROM scored
     ORDER BY ratio DESC, count DESC, term
@@ -85,6 +88,6 @@ SELECT b.term, b.count, round(b.share, 6) AS share,
        round(b.previous_share, 6) AS previous_share, round(b.ratio, 4) AS ratio
 FROM best b
 LEFT JOIN (SELECT part, max(count) AS longer FROM parts GROUP BY part) l ON l.part = b.term
-WHERE l.longer IS NULL OR l.longer < b.count
+WHERE l.longer IS NULL OR 3 * l.longer < 2 * b.count
 ORDER BY ratio DESC, b.count DESC, b.term
 LIMIT CAST($limit AS INTEGER);
