@@ -7,7 +7,8 @@ runs them (a read-only analyst connection to the catalog; target: emerging_terms
 and `rising_terms` read straight from the lake (what a day's pipeline asks before the catalog
 is registered). The synthetic lake is written directly, without flows: each day holds a
 deterministic two thirds of the bundled day's cs.CV papers under new ids, and the papers about
-Gaussian splatting appear more and more often over the range, so a term really rises.
+Gaussian splatting appear more and more often over the range (a workload with real growth; as
+each text repeats, every phrase of one paper rises with it, so the top terms are not the point).
 `python -m bench` runs this too (its quick form with fewer repeats).
 """
 
@@ -140,11 +141,9 @@ def measure(lake_dir: Path, db: Path, repeats: int) -> dict[str, Any]:
 
             results[name] = _timed(run_query, repeats)
             results[name]["rows"] = len(con.execute(sql, params).fetchall())
-        top = rising_terms(con, limit=200)
+        top = rising_terms(con, limit=5)
     results["rising_terms_from_lake"] = _timed(lambda: rising_terms(lake), max(3, repeats // 4))
     results["top_rising"] = [(t.term, t.count, round(t.ratio, 2)) for t in top[:5]]
-    ranks = [n for n, t in enumerate(top, start=1) if t.term == RISING_TOPIC]
-    results["rank_of_rising_topic"] = ranks[0] if ranks else None
     results["emerging_terms_under_target"] = results["emerging_terms"]["median_ms"] < TARGET_MS
     return results
 
