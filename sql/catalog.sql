@@ -33,6 +33,10 @@ INSERT OR REPLACE INTO runs BY NAME SELECT * FROM run_rows;
 INSERT INTO runs BY NAME
 SELECT * FROM read_parquet($glob, hive_partitioning = false, union_by_name = true);
 
+-- name: term_weeks_any
+-- A row if any week was summed (else registration sums them all).
+SELECT 1 FROM term_week_papers LIMIT 1;
+
 -- name: term_weeks_delete
 -- The weeks of the days $first..$last, about to be summed again.
 DELETE FROM term_week_counts

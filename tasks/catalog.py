@@ -422,8 +422,11 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
 
 def refresh_term_weeks(con: duckdb.DuckDBPyConnection, days: Sequence[str] | None = None) -> None:
     """Sum the `terms` of the weeks holding `days` again (every week when None) into
-    term_week_counts: each registration reads only the files of the weeks it touched."""
+    term_week_counts: each registration reads only the files of the weeks it touched. Every
+    week is summed while the tables are empty (a catalog made before they existed)."""
     sections = sql_sections("catalog.sql")
+    if days is not None and con.execute(sections["term_weeks_any"]).fetchone() is None:
+        days = None
     ranges = (
         [("1900-01-01", "2999-12-31")]
         if days is None

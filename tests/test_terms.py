@@ -257,6 +257,19 @@ def test_a_part_mostly_used_inside_a_longer_term_is_left_out(settings):
     ]
 
 
+def test_a_catalog_made_before_term_weeks_sums_every_week_at_its_next_registration(settings):
+    trend_lake(settings, weeks=3)
+    with open_catalog(settings) as con:  # as an older catalog: no weekly tables yet
+        con.execute("DROP VIEW term_weeks")
+        con.execute("DROP TABLE term_week_counts")
+        con.execute("DROP TABLE term_week_papers")
+    run = RunRecord.start("test", LAST, [LAST], run_id="r")
+    register_run(settings, open_lake(settings), run.finish(), [LAST.isoformat()])
+    with open_catalog(settings, read_only=True) as con:
+        weeks = con.execute("SELECT count(DISTINCT week) FROM term_weeks").fetchone()
+    assert weeks == (3,)
+
+
 # --- the other trend queries --------------------------------------------------------------------
 
 
