@@ -209,3 +209,25 @@ def test_precision_on_hand_labelled_sample(part):
     assert set(labels) <= set(bundled_papers())
     measured = precision(part)
     assert all(value >= 0.9 for value in measured.values()), measured
+
+
+def test_recorded_api_comments_reach_the_papers_enrichment():
+    """Real Atom entries (tests/data/arxiv-api) through the arXiv adapter: the comment
+    arrives as arXiv served it and is read into venue, status and pages."""
+    import arxiv
+
+    from tasks.ingest import ArxivFeedClient, paper_from_result
+    from tests.conftest import RECORDED_API
+    from tests.servers.arxiv_replay import ReplayServer
+
+    with ReplayServer(recorded_dir=RECORDED_API) as server:
+        client = ArxivFeedClient(server.url, page_size=100, delay_s=0, sleep=lambda s: None)
+        search = arxiv.Search(query="testing", max_results=100)
+        papers = [paper_from_result(r) for r in client.results(search)]
+    enriched = {p.arxiv_id: p.enrichment for p in papers}
+    assert len(enriched) == 100
+    # 97 of them have a comment (measured: 56 venues, 45 statuses, 30 page counts).
+    assert sum(e.venue is not None for e in enriched.values()) == 56
+    assert sum(e.pages is not None for e in enriched.values()) == 30
+    issta = [e for e in enriched.values() if e.venue == "ISSTA" and e.venue_status]
+    assert issta and all(e.venue_year and e.venue_evidence for e in issta)
