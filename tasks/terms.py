@@ -51,7 +51,7 @@ _TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*\+*|[^\w\s]")
 
 def strip_latex(text: str) -> str:
     """Text without math, LaTeX commands and links, each leaving a phrase break (` . `) but
-    the text of emphasis: `\\textbf{Fast} $O(n)$ sort` -> ` Fast  .  sort`."""
+    the text of emphasis: `\\textbf{Fast} $O(n)$ sort` -> ` Fast   .  sort`."""
     text = _MATH.sub(" . ", text)
     text = _LATEX_HREF.sub(r" \1 ", text)
     text = _LATEX_DROP.sub(" ", text)
@@ -127,8 +127,8 @@ def paper_terms(title: str, abstract: str) -> list[str]:
     """The key phrases (1-3 words) of a paper's title and abstract, each once, in order.
 
     >>> paper_terms("Fast 3D Gaussian Splatting", "We propose a new method for LLMs.")
-    ['fast', 'fast 3d', 'fast 3d gaussian', '3d', '3d gaussian', '3d gaussian splatting', \
-'gaussian', 'gaussian splatting', 'splatting', 'llm']
+    ['fast 3d', 'fast 3d gaussian', '3d', '3d gaussian', '3d gaussian splatting', 'gaussian', \
+'gaussian splatting', 'splatting', 'llm']
     """
     seen: dict[str, None] = {}
     for text in (title, abstract):
