@@ -259,6 +259,9 @@ def parse_digest(text: str) -> Digest:
 
         ---
 
+    An enriched paper also has a `**Venue:** ...` line after its categories and code links
+    (`- [Code](https://github.com/...)`) after its arXiv link.
+
     render_digest(parse_digest(text)) == text for the reference and for every rendered digest;
     parse_digest(render_digest(d)) == normalize_digest(d). Raises DigestFormatError naming the
     first thing that does not fit.
@@ -333,10 +336,11 @@ def validate_digest(text: str) -> list[str]:
 
     Checks: the header, separators and section headings; every TOC entry resolves to exactly
     one `<a id='...'></a>` anchor (ids valid, unique, same order and titles as the sections);
-    every paper has Authors, Published, Categories, Abstract, Analysis, Key Findings and Links
-    in that order. Anywhere: no raw HTML but the anchors, no ATX or setext heading but the
-    digest's own, no code fence. Outside the LLM blocks (executive summary, analyses): no line
-    starting with `#` and no link syntax but the TOC, title, PDF and arXiv links.
+    every paper has Authors, Published, Categories, (Venue,) Abstract, Analysis, Key Findings
+    and Links in that order. Anywhere: no raw HTML but the anchors, no ATX or setext heading but
+    the digest's own, no code fence. Outside the LLM blocks (executive summary, analyses): no
+    line starting with `#` and no link syntax but the TOC, title, PDF, arXiv and code links
+    (each labelled as its host gets, with a safe URL).
     """
     try:
         layout = _scan(text)
