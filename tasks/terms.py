@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import duckdb
@@ -86,6 +87,8 @@ def _normal(token: str) -> str:
     """Lower case and singular; an acronym's plural `s` is dropped (LLMs, NeRFs), its own `S`
     kept (3DGS)."""
     token = token.removesuffix("'s").removesuffix("’s")
+    if token.islower():
+        return singular(token)
     capitals = sum(c.isupper() for c in token)
     if capitals >= 2 or (capitals == 1 and any(c.isdigit() for c in token)):
         if len(token) > 2 and token.endswith("s") and token[-2].isupper():
@@ -94,14 +97,31 @@ def _normal(token: str) -> str:
     return singular(token.lower())
 
 
+@lru_cache(maxsize=1 << 16)
+def _word(token: str) -> str:
+    """A token as a phrase's word, or "" where it ends a phrase (stopword, adverb, number)."""
+    word = _normal(token)
+    adverb = word.endswith("ly") and len(word) > 4 and word not in LY_NOUNS
+    if word in STOPWORDS or adverb or word.isdigit() or len(word) < 2:
+        return ""
+    return word
+
+
+@lru_cache(maxsize=1 << 16)
+def _kind(word: str) -> tuple[bool, bool]:
+    """(may end a phrase, is generic or an adjective): no adjective or past participle ends a
+    phrase ("multimodal large", "forest constructed"), and generic words never make one."""
+    participle = word.endswith("ed") and len(word) > 4 and word not in ED_NOUNS
+    return not participle and word not in ADJECTIVES, word in GENERIC or word in ADJECTIVES
+
+
 def _chunks(text: str) -> Iterable[list[str]]:
     """Runs of content words between punctuation and stopwords."""
     run: list[str] = []
     for match in _TOKEN.finditer(strip_latex(text)):
         token = match.group()
-        word = _normal(token) if token[0].isalnum() else ""
-        adverb = word.endswith("ly") and len(word) > 4 and word not in LY_NOUNS
-        if not word or word in STOPWORDS or adverb or word.isdigit() or len(word) < 2:
+        word = _word(token) if token[0].isalnum() else ""
+        if not word:
             if run:
                 yield run
             run = []
@@ -113,14 +133,8 @@ def _chunks(text: str) -> Iterable[list[str]]:
 
 def _is_phrase(words: Sequence[str]) -> bool:
     """Not only generic words and adjectives, and not ending on an adjective or a past
-    participle ("multimodal large", "forest constructed")."""
-    last = words[-1]
-    participle = last.endswith("ed") and len(last) > 4 and last not in ED_NOUNS
-    return (
-        not participle
-        and last not in ADJECTIVES
-        and not all(w in GENERIC or w in ADJECTIVES for w in words)
-    )
+    participle."""
+    return _kind(words[-1])[0] and not all(_kind(w)[1] for w in words)
 
 
 def paper_terms(title: str, abstract: str) -> list[str]:
