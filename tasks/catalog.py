@@ -9,7 +9,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -430,7 +430,7 @@ def refresh_term_weeks(con: duckdb.DuckDBPyConnection, days: Sequence[str] | Non
     ranges = (
         [("1900-01-01", "2999-12-31")]
         if days is None
-        else sorted({_week_range(date.fromisoformat(str(day)[:10])) for day in days})
+        else _week_ranges(date.fromisoformat(str(day)[:10]) for day in days)
     )
     for first, last in ranges:
         for section in ("term_weeks_delete", "term_weeks_insert"):
@@ -439,9 +439,16 @@ def refresh_term_weeks(con: duckdb.DuckDBPyConnection, days: Sequence[str] | Non
                 con.execute(statement, {"first": first, "last": last})
 
 
-def _week_range(day: date) -> tuple[str, str]:
-    monday = day - timedelta(days=day.weekday())
-    return monday.isoformat(), (monday + timedelta(days=6)).isoformat()
+def _week_ranges(days: Iterable[date]) -> list[tuple[str, str]]:
+    """The runs of consecutive weeks holding `days`, each as (its first Monday, last Sunday):
+    a backfill's weeks are summed in one pass."""
+    ranges: list[list[date]] = []
+    for monday in sorted({day - timedelta(days=day.weekday()) for day in days}):
+        if ranges and ranges[-1][1] + timedelta(days=1) == monday:
+            ranges[-1][1] = monday + timedelta(days=6)
+        else:
+            ranges.append([monday, monday + timedelta(days=6)])
+    return [(first.isoformat(), last.isoformat()) for first, last in ranges]
 
 
 def _upsert_days(con: duckdb.DuckDBPyConnection, run_id: str | None, days: Sequence[str]) -> None:

@@ -270,6 +270,16 @@ def test_a_catalog_made_before_term_weeks_sums_every_week_at_its_next_registrati
     assert weeks == (3,)
 
 
+def test_registered_days_are_summed_by_runs_of_consecutive_weeks():
+    from tasks.catalog import _week_ranges
+
+    days = [date(2026, 6, 30), date(2026, 6, 24), date(2026, 6, 29), date(2026, 6, 10)]
+    assert _week_ranges(days) == [
+        ("2026-06-08", "2026-06-14"),
+        ("2026-06-22", "2026-07-05"),
+    ]
+
+
 # --- the other trend queries --------------------------------------------------------------------
 
 
