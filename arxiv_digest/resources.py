@@ -12,6 +12,8 @@ PROMPTS_DIR = ROOT / "prompts"
 
 _PARAM = re.compile(r"(?<![\w$])\$([A-Za-z_]\w*)")
 _SECTION = re.compile(r"^-- name: (\S+)\s*$", re.MULTILINE)
+# A parameter's default, declared in a query's header: `-- default: $weeks = 4`.
+_DEFAULT = re.compile(r"^-- default: \$([A-Za-z_]\w*) = (.*?)\s*$", re.MULTILINE)
 
 
 def read_sql(name: str) -> str:
@@ -31,8 +33,16 @@ def analyst_queries() -> dict[str, str]:
 
 
 def query_params(sql: str) -> list[str]:
-    """The `$name` parameters a query expects, in first-use order, without duplicates."""
+    """The `$name` parameters a query expects, in first-use order, without duplicates; those
+    with a declared default (query_defaults) are not asked for."""
+    defaults = query_defaults(sql)
     seen: dict[str, None] = {}
     for match in _PARAM.finditer(sql):
-        seen.setdefault(match.group(1), None)
+        if match.group(1) not in defaults:
+            seen.setdefault(match.group(1), None)
     return list(seen)
+
+
+def query_defaults(sql: str) -> dict[str, str]:
+    """The parameter defaults a query declares (`-- default: $name = value` lines)."""
+    return {match.group(1): match.group(2) for match in _DEFAULT.finditer(sql)}

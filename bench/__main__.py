@@ -23,6 +23,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Self
 
+from bench import trends
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
 DAY = date(2026, 6, 30)  # the bundled real day (announced 2026-06-30)
@@ -302,7 +304,7 @@ def analyst_queries(lake_dir: Path, tmp: Path, repeats: int) -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
 
     from arxiv_digest.resources import analyst_queries as queries
-    from arxiv_digest.resources import query_params
+    from arxiv_digest.resources import query_defaults, query_params
     from arxiv_digest.settings import load_settings
     from tasks.catalog import open_catalog, refresh_catalog
     from tasks.lake import Lake
@@ -362,7 +364,7 @@ def analyst_queries(lake_dir: Path, tmp: Path, repeats: int) -> dict[str, Any]:
                     for name, sql in queries().items():
                         if name == "day_status":
                             continue  # reads catalog tables, not the lake
-                        args = {p: params[p] for p in query_params(sql)}
+                        args = query_defaults(sql) | {p: params[p] for p in query_params(sql)}
                         times = []
                         for _ in range(repeats):
                             started = time.perf_counter()
@@ -472,6 +474,7 @@ def print_table(results: dict[str, Any]) -> None:
                 "median/p95",
             )
         )
+    lines += trends.table_lines(results["trends"])
     lines.append(
         (
             "Peak RSS",
@@ -532,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         results["summary"] = summary_quality(
             tmp / "llm-bound" / "lake", DAY, model="openai/fake-model", api_base=llm.base_url
         )
+        results["trends"] = trends.run(tmp, days=90, repeats=5 if args.quick else 20)
     results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

@@ -83,5 +83,6 @@ echo "== the digest: ${DIGEST_OUTPUT_DIR:-./output}/$DAY.md (index: ${DIGEST_OUT
 echo "== what landed (DuckDB catalog at ${DIGEST_DUCKDB_PATH:-./data/digest.duckdb})"
 .venv/bin/arxiv-digest query "SELECT digest_date, count(*) AS papers, count(DISTINCT arxiv_id) AS distinct_ids FROM papers GROUP BY ALL ORDER BY ALL"
 .venv/bin/arxiv-digest query --name dedup_report --param day="$DAY"
+.venv/bin/arxiv-digest query --name emerging_terms --param limit=10
 .venv/bin/arxiv-digest query "SELECT stage, count(*) FILTER (WHERE NOT cache_hit) AS calls, count(*) FILTER (WHERE cache_hit) AS cache_hits, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out FROM llm_calls GROUP BY ALL ORDER BY ALL"
 .venv/bin/arxiv-digest query --name day_status

@@ -32,3 +32,30 @@ INSERT OR REPLACE INTO runs BY NAME SELECT * FROM run_rows;
 -- The run records of the lake ($glob); records written before a column existed give NULL.
 INSERT INTO runs BY NAME
 SELECT * FROM read_parquet($glob, hive_partitioning = false, union_by_name = true);
+
+-- name: term_weeks_any
+-- A row if any week was summed (else registration sums them all).
+SELECT 1 FROM term_week_papers LIMIT 1;
+
+-- name: term_weeks_delete
+-- The weeks of the days $first..$last, about to be summed again.
+DELETE FROM term_week_counts
+WHERE week BETWEEN CAST(date_trunc('week', CAST($first AS DATE)) AS DATE) AND CAST($last AS DATE);
+DELETE FROM term_week_papers
+WHERE week BETWEEN CAST(date_trunc('week', CAST($first AS DATE)) AS DATE) AND CAST($last AS DATE);
+
+-- name: term_weeks_insert
+-- The weeks of the days $first..$last summed from `terms` (a range of digest days, so only
+-- those days' files are read). A week's papers are its days' papers (days with terms only).
+INSERT INTO term_week_counts
+SELECT CAST(date_trunc('week', digest_date) AS DATE) AS week, term, sum(count)
+FROM terms
+WHERE digest_date BETWEEN CAST(date_trunc('week', CAST($first AS DATE)) AS DATE)
+                      AND CAST(date_trunc('week', CAST($last AS DATE)) AS DATE) + 6
+GROUP BY ALL;
+INSERT INTO term_week_papers
+SELECT CAST(date_trunc('week', digest_date) AS DATE) AS week, sum(papers)
+FROM (SELECT DISTINCT digest_date, papers FROM terms
+      WHERE digest_date BETWEEN CAST(date_trunc('week', CAST($first AS DATE)) AS DATE)
+                            AND CAST(date_trunc('week', CAST($last AS DATE)) AS DATE) + 6)
+GROUP BY ALL;

@@ -42,5 +42,13 @@ CREATE SCHEMA IF NOT EXISTS empty;
 
 -- name: empty_table
 -- $source: an empty Arrow table of the dataset's schema plus digest_date, registered on the
--- connection.
-CREATE TABLE IF NOT EXISTS empty.$table AS SELECT * FROM $source;
+-- connection. Replaced when the schema gained columns since the catalog was made.
+CREATE OR REPLACE TABLE empty.$table AS SELECT * FROM $source;
+
+-- name: term_week_counts
+-- Each key phrase's papers per week (weeks start on Monday), and each week's papers, summed
+-- from the lake's `terms` when days are registered (tasks/catalog.py refresh_term_weeks):
+-- weekly shares (view term_weeks) and sql/queries/emerging_terms.sql read these few rows
+-- instead of every day's terms. Derived like everything here: `catalog rebuild` sums them all.
+CREATE TABLE IF NOT EXISTS term_week_counts (week DATE, term VARCHAR, count INTEGER);
+CREATE TABLE IF NOT EXISTS term_week_papers (week DATE PRIMARY KEY, papers INTEGER);

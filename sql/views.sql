@@ -2,9 +2,12 @@
 -- ($glob as a quoted SQL string literal, so any lake path works).
 
 -- name: lake_view
+-- The typed empty stand-in joins by name, so a column added to a dataset after its older days
+-- were written reads as NULL there, even when no file has it yet (no rows, no cost).
 CREATE OR REPLACE VIEW $table AS
 SELECT * FROM read_parquet($glob, hive_partitioning = true,
-                           hive_types = {'digest_date': DATE}, union_by_name = true);
+                           hive_types = {'digest_date': DATE}, union_by_name = true)
+UNION ALL BY NAME SELECT * FROM empty.$table;
 
 -- name: empty_view
 CREATE OR REPLACE VIEW $table AS SELECT * FROM empty.$table;
@@ -46,3 +49,11 @@ LEFT JOIN (
     QUALIFY row_number() OVER (PARTITION BY r.digest_date ORDER BY r.rank) <= 3
 ) t USING (digest_date)
 GROUP BY g.digest_date, g.paper_count;
+
+-- name: term_views
+-- Each key phrase's weekly share of papers (weeks start on Monday): papers using it that week
+-- over the week's papers (term_week_counts, summed from the `terms` dataset at registration;
+-- days stored before that dataset existed have no terms and are not counted).
+CREATE OR REPLACE VIEW term_weeks AS
+SELECT c.week, c.term, c.count, p.papers, round(c.count / p.papers, 6) AS share
+FROM term_week_counts c JOIN term_week_papers p USING (week);

@@ -9,10 +9,10 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from arxiv_digest.errors import CatalogError, LakeError
 from arxiv_digest.paths import directory_problem
-from arxiv_digest.resources import sql_sections
+from arxiv_digest.resources import query_defaults, sql_sections
 from arxiv_digest.settings import Settings
 from tasks.analyst import admit, lake_prefix
 from tasks.lake import PARTITION, SCHEMAS, Lake
@@ -387,9 +387,12 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         for name in missing:
             con.execute(Template(sections["runs_column"]).substitute(column=by_name[name]))
     con.execute(sections["days"])
+    if "main.term_week_papers" not in existing:
+        con.execute(sections["term_week_counts"])
     con.execute(sections["empty_schema"])
     for table in LAKE_TABLES:
-        if f"empty.{table}" not in existing:
+        columns = [*SCHEMAS[table].names, PARTITION]
+        if sorted(existing.get(f"empty.{table}") or []) != sorted(columns):
             empty = SCHEMAS[table].append(pa.field(PARTITION, pa.date32())).empty_table()
             with _registered(con, f"empty_{table}", empty) as source:
                 con.execute(
@@ -414,6 +417,38 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
             reason = _first_line(exc).split(" '", 1)[0]
             raise LakeError(lake.corrupt_file_message(damaged["path"], reason)) from None
     con.execute(sections["derived_views"])
+    con.execute(sections["term_views"])
+
+
+def refresh_term_weeks(con: duckdb.DuckDBPyConnection, days: Sequence[str] | None = None) -> None:
+    """Sum the `terms` of the weeks holding `days` again (every week when None) into
+    term_week_counts: each registration reads only the files of the weeks it touched. Every
+    week is summed while the tables are empty (a catalog made before they existed)."""
+    sections = sql_sections("catalog.sql")
+    if days is not None and con.execute(sections["term_weeks_any"]).fetchone() is None:
+        days = None
+    ranges = (
+        [("1900-01-01", "2999-12-31")]
+        if days is None
+        else _week_ranges(date.fromisoformat(str(day)[:10]) for day in days)
+    )
+    for first, last in ranges:
+        for section in ("term_weeks_delete", "term_weeks_insert"):
+            # Each statement on its own: DuckDB binds parameters to one statement at a time.
+            for statement in con.extract_statements(sections[section]):
+                con.execute(statement, {"first": first, "last": last})
+
+
+def _week_ranges(days: Iterable[date]) -> list[tuple[str, str]]:
+    """The runs of consecutive weeks holding `days`, each as (its first Monday, last Sunday):
+    a backfill's weeks are summed in one pass."""
+    ranges: list[list[date]] = []
+    for monday in sorted({day - timedelta(days=day.weekday()) for day in days}):
+        if ranges and ranges[-1][1] + timedelta(days=1) == monday:
+            ranges[-1][1] = monday + timedelta(days=6)
+        else:
+            ranges.append([monday, monday + timedelta(days=6)])
+    return [(first.isoformat(), last.isoformat()) for first, last in ranges]
 
 
 def _upsert_days(con: duckdb.DuckDBPyConnection, run_id: str | None, days: Sequence[str]) -> None:
@@ -442,6 +477,7 @@ def register_run(
     def action(con: duckdb.DuckDBPyConnection) -> None:
         create_schema(con)
         refresh_views(con, lake)
+        refresh_term_weeks(con, days)
         _upsert_days(con, run.run_id, days)
         _insert_run(con, row)
 
@@ -465,6 +501,7 @@ def refresh_catalog(settings: Settings, lake: Lake) -> None:
     def action(con: duckdb.DuckDBPyConnection) -> None:
         create_schema(con)
         refresh_views(con, lake)
+        refresh_term_weeks(con)
 
     _with_retries(action, settings)
 
@@ -492,6 +529,7 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
         con.execute("DROP TABLE IF EXISTS runs")
         create_schema(con)
         refresh_views(con, lake)
+        refresh_term_weeks(con)
         if lake.has_data("runs"):
             con.execute(sections["rebuild_runs"], {"glob": lake.runs_glob()})
         con.execute(sections["rebuild_days"])
@@ -539,12 +577,14 @@ def open_analyst_connection(settings: Settings) -> Iterator[duckdb.DuckDBPyConne
 def run_query(
     settings: Settings, sql: str, params: Mapping[str, Any] | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run analyst SQL: read statements over the lake only; returns column names and rows."""
+    """Run analyst SQL: read statements over the lake only; returns column names and rows.
+    Parameters the SQL declares a default for (`-- default: $name = value`) may be left out."""
     prefix = lake_prefix(settings)
+    params = query_defaults(sql) | dict(params or {})
     with open_analyst_connection(settings) as con:
         try:
             admit(con, sql, prefix)
-            cursor = con.execute(sql, dict(params) if params else None)
+            cursor = con.execute(sql, params or None)
         except duckdb.PermissionException as exc:
             raise CatalogError(
                 f"query reads only the lake ({prefix}): {_first_line(exc)}"

@@ -29,6 +29,7 @@ from arxiv_digest.errors import DigestError, LLMUnavailableError
 from arxiv_digest.progress import current_watcher
 from arxiv_digest.settings import Settings
 from tasks.catalog import RunRecord
+from tasks.charts import write_charts
 from tasks.day_llm import DayLLM, DayUsage, StopSignal, day_llm
 from tasks.dedup import require_day_papers
 from tasks.ingest import FetchedWindow, require_papers
@@ -317,7 +318,8 @@ def run_days(
     with record.timed("register"):
         register_catalog(settings, lake, record.finish(stopped_by or run.first_error))
     if run.rendered:
-        write_index(settings)  # from the catalog just registered: once per run
+        write_charts(settings)  # from the catalog just registered: once per run
+        write_index(settings)
     live.release()
     if stopped_by is not None:
         raise stopped_by

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 
+from tasks.enrich import SAFE_URL
 from tasks.markdown_text import (
     ATX_HEADING,
     EMPTY,
@@ -26,12 +27,15 @@ from tasks.render import (
     ARXIV_ID_RE,
     KEY_FINDINGS_HEADER,
     PAPERS_HEADER,
+    SECTION_END,
     TOC_HEADER,
+    VENUE_LABEL,
     Digest,
     DigestFormatError,
     DigestPaper,
     check_arxiv_id,
-    links_tail,
+    code_link,
+    links_head,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -46,6 +50,8 @@ _HEAD = re.compile(
 _ANCHOR_LINE = re.compile(r"^<a id='([^'\n]*)'></a>$", re.MULTILINE)
 _TOC_ENTRY = re.compile(r"([0-9]+)\. \[(.*)\]\(#([^()\s]*)\)")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A code link line after the PDF and arXiv links (its label must be the one its host gets).
+_CODE_LINK = re.compile(r"- \[[A-Za-z ]+\]\((?P<url>" + SAFE_URL.pattern + r")\)\n", re.ASCII)
 
 
 @dataclass
@@ -58,10 +64,12 @@ class _RawPaper:
     authors: str = ""
     published: str = ""
     categories: str = ""
+    venue: str = ""
     abstract: str = ""
     analysis: tuple[int, int] = (0, 0)
     findings: str = ""
     links_at: int = 0
+    code_urls: tuple[str, ...] = ()
 
 
 @dataclass
@@ -103,14 +111,17 @@ def _scan_paper(text: str, start: int, end: int, arxiv_id: str) -> _RawPaper:
     )
     raw.authors, pos = _until(text, pos, end, "\n\n**Published:** ", "**Published:**", True)
     raw.published, pos = _until(text, pos, end, "\n\n**Categories:** ", "**Categories:**", True)
-    raw.categories, pos = _until(text, pos, end, "\n\n**Abstract:**\n\n", "**Abstract:**", True)
-    raw.abstract, pos = _until(text, pos, end, "\n\n**Analysis:**\n\n", "**Analysis:**", False)
-    tail = links_tail(arxiv_id)
-    if not text.endswith(tail, pos, end):
-        raise DigestFormatError(
-            "the section does not end with its **Links:** (PDF, arXiv) and a '---' line"
+    raw.categories, pos = _until(text, pos, end, "\n\n", "**Abstract:**", True)
+    if text.startswith(VENUE_LABEL, pos, end):
+        raw.venue, pos = _until(
+            text, pos + len(VENUE_LABEL), end, "\n\n**Abstract:**\n\n", "**Abstract:**", True
         )
-    links = end - len(tail)
+    elif text.startswith("**Abstract:**\n\n", pos, end):
+        pos += len("**Abstract:**\n\n")
+    else:
+        raise DigestFormatError("missing **Abstract:**")
+    raw.abstract, pos = _until(text, pos, end, "\n\n**Analysis:**\n\n", "**Analysis:**", False)
+    links, raw.code_urls = _scan_links(text, pos, end, arxiv_id)
     # The analysis is LLM text and may say "**Key Findings:**" itself; findings never can.
     k = text.rfind(KEY_FINDINGS_HEADER, pos, links)
     if k < 0:
@@ -119,6 +130,27 @@ def _scan_paper(text: str, start: int, end: int, arxiv_id: str) -> _RawPaper:
     raw.findings = text[k + len(KEY_FINDINGS_HEADER) : links]
     raw.links_at = links
     return raw
+
+
+def _scan_links(text: str, pos: int, end: int, arxiv_id: str) -> tuple[int, tuple[str, ...]]:
+    """Where a section's links start, and its code URLs: the section ends with its PDF and
+    arXiv links, a line per code link, and the `---` line."""
+    problem = "the section does not end with its **Links:** (PDF, arXiv, code) and a '---' line"
+    head = links_head(arxiv_id)
+    links = text.rfind(head, pos, end)
+    if links < 0 or not text.endswith(SECTION_END, links, end):
+        raise DigestFormatError(problem)
+    urls = []
+    at = links + len(head)
+    while at < end - len(SECTION_END):
+        line = _CODE_LINK.match(text, at, end)
+        if line is None or not text.startswith(code_link(line["url"]), at, end):
+            raise DigestFormatError(problem)
+        urls.append(line["url"])
+        at = line.end()
+    if at != end - len(SECTION_END):
+        raise DigestFormatError(problem)
+    return links, tuple(urls)
 
 
 def _scan(text: str) -> _Layout:
@@ -227,6 +259,9 @@ def parse_digest(text: str) -> Digest:
 
         ---
 
+    An enriched paper also has a `**Venue:** ...` line after its categories and code links
+    (`- [Code](https://github.com/...)`) after its arXiv link.
+
     render_digest(parse_digest(text)) == text for the reference and for every rendered digest;
     parse_digest(render_digest(d)) == normalize_digest(d). Raises DigestFormatError naming the
     first thing that does not fit.
@@ -283,6 +318,8 @@ def _parse_paper(text: str, raw: _RawPaper) -> DigestPaper:
         abstract=unescape_markdown_block(raw.abstract),
         analysis_md=unescape_llm_markdown(text[slice(*raw.analysis)]),
         key_findings=findings,
+        code_urls=raw.code_urls,
+        venue=unescape_markdown_inline(raw.venue),
     )
 
 
@@ -299,10 +336,11 @@ def validate_digest(text: str) -> list[str]:
 
     Checks: the header, separators and section headings; every TOC entry resolves to exactly
     one `<a id='...'></a>` anchor (ids valid, unique, same order and titles as the sections);
-    every paper has Authors, Published, Categories, Abstract, Analysis, Key Findings and Links
-    in that order. Anywhere: no raw HTML but the anchors, no ATX or setext heading but the
-    digest's own, no code fence. Outside the LLM blocks (executive summary, analyses): no line
-    starting with `#` and no link syntax but the TOC, title, PDF and arXiv links.
+    every paper has Authors, Published, Categories, (Venue,) Abstract, Analysis, Key Findings
+    and Links in that order. Anywhere: no raw HTML but the anchors, no ATX or setext heading but
+    the digest's own, no code fence. Outside the LLM blocks (executive summary, analyses): no
+    line starting with `#` and no link syntax but the TOC, title, PDF, arXiv and code links
+    (each labelled as its host gets, with a safe URL).
     """
     try:
         layout = _scan(text)
@@ -379,7 +417,9 @@ def validate_digest(text: str) -> list[str]:
         a, b = paper.analysis
         roles[line_at(a) : line_at(b) + 1] = ["llm"] * (line_at(b) + 1 - line_at(a))
         links = line_at(paper.links_at)
-        roles[links + 4] = roles[links + 5] = "fixed"  # the PDF and arXiv lines, matched exactly
+        # The PDF and arXiv lines and the code links, matched exactly by _scan_links.
+        for index in range(links + 4, links + 6 + len(paper.code_urls)):
+            roles[index] = "fixed"
 
     for number, (line, role) in enumerate(zip(lines, roles, strict=True), start=1):
         if role != "fixed" and _RAW_HTML.search(line):

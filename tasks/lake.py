@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -64,6 +64,15 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("doi", pa.string()),
             ("abs_url", pa.string()),
             ("pdf_url", pa.string()),
+            # Enrichment (tasks/enrich.py), computed when the day is stored; days stored before
+            # these columns existed read them as NULL.
+            ("code_urls", pa.list_(pa.string())),
+            ("venue", pa.string()),
+            ("venue_year", pa.int32()),
+            ("venue_status", pa.string()),
+            ("venue_evidence", pa.string()),  # the comment's clause the venue was read from
+            ("pages", pa.int32()),
+            ("figures", pa.int32()),
         ]
     ),
     "dedup_log": pa.schema(
@@ -149,6 +158,14 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("error", pa.string()),
         ]
     ),
+    # Key phrases of the day's papers (tasks/terms.py): papers using each, and the day's papers.
+    "terms": pa.schema(
+        [
+            ("term", pa.string()),
+            ("count", pa.int32()),
+            ("papers", pa.int32()),
+        ]
+    ),
     "day_manifests": pa.schema(
         [
             ("status", pa.string()),
@@ -192,11 +209,23 @@ def papers_table(papers: Sequence[Paper]) -> pa.Table:
                 "doi": p.doi,
                 "abs_url": p.abs_url,
                 "pdf_url": p.pdf_url,
+                "code_urls": list(p.enrichment.code_urls),
+                "venue": p.enrichment.venue,
+                "venue_year": p.enrichment.venue_year,
+                "venue_status": p.enrichment.venue_status,
+                "venue_evidence": p.enrichment.venue_evidence,
+                "pages": p.enrichment.pages,
+                "figures": p.enrichment.figures,
             }
             for p in papers
         ],
         schema=SCHEMAS["papers"],
     )
+
+
+# The columns a Paper is read from: the enrichment columns are derived from them (and older
+# days lack those).
+_PAPER_COLUMNS = [f.name for f in fields(Paper)]
 
 
 def papers_from_table(table: pa.Table) -> list[Paper]:
@@ -217,7 +246,7 @@ def papers_from_table(table: pa.Table) -> list[Paper]:
             abs_url=row["abs_url"],
             pdf_url=row["pdf_url"],
         )
-        for row in table.select(SCHEMAS["papers"].names).to_pylist()
+        for row in table.select(_PAPER_COLUMNS).to_pylist()
     ]
 
 
@@ -371,8 +400,11 @@ class Lake:
                 return None
             raise LakeError(f"cannot read {path}: {_short(exc)}") from None
 
-    def read_table(self, table: str, columns: Iterable[str] | None = None) -> pa.Table:
-        """Every partition of a dataset, with `digest_date` as a string column."""
+    def read_table(
+        self, table: str, columns: Iterable[str] | None = None, where: ds.Expression | None = None
+    ) -> pa.Table:
+        """Every partition of a dataset (or the rows `where` keeps, e.g. a range of days: only
+        their files are read), with `digest_date` as a string column."""
         partitioning = ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive")
         schema = SCHEMAS[table].append(pa.field(PARTITION, pa.string()))
         try:
@@ -390,7 +422,7 @@ class Lake:
                 return schema.empty_table().select(list(columns) if columns else schema.names)
             raise LakeError(f"cannot read {self.table_dir(table)}: {_short(exc)}") from None
         try:
-            return dataset.to_table(columns=list(columns) if columns else None)
+            return dataset.to_table(columns=list(columns) if columns else None, filter=where)
         except (OSError, pa.ArrowException) as exc:
             if not _is_corrupt(exc):
                 raise LakeError(f"cannot read {self.table_dir(table)}: {_short(exc)}") from None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
+
+from tasks.enrich import Enrichment, enrich
 
 _ENTRY_ID = re.compile(r"(?:abs/)?(?P<id>[^/]+/\d{7}|\d{4}\.\d{4,5})(?:v(?P<version>\d+))?$")
 
@@ -42,6 +45,12 @@ class Paper:
     @property
     def versioned_id(self) -> str:
         return f"{self.arxiv_id}v{self.version}"
+
+    @cached_property
+    def enrichment(self) -> Enrichment:
+        """Code links, venue, pages and figures its comment and abstract state (tasks/enrich.py):
+        a function of the text, stored with the paper and shown in its digest."""
+        return enrich(self.abstract, self.comment)
 
     @property
     def digest_date(self) -> date:

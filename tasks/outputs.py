@@ -11,6 +11,7 @@ from arxiv_digest.paths import replace_file
 from arxiv_digest.settings import Settings
 from tasks.analysis import Analysis
 from tasks.catalog import open_catalog
+from tasks.charts import CHARTS_DIR, Chart, chart_links, write_charts
 from tasks.key_findings import Finding
 from tasks.lake import Lake
 from tasks.markdown_text import EMPTY, escape_markdown_inline, unescape_markdown_inline
@@ -63,6 +64,8 @@ def build_digest(
                 abstract=p.abstract,
                 analysis_md=markdown.get(p.arxiv_id) or failed_analysis_placeholder(language),
                 key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])),
+                code_urls=p.enrichment.code_urls,
+                venue=p.enrichment.venue_line(),
             )
             for p in papers
         ),
@@ -104,12 +107,17 @@ def toc_title(title: str) -> str:
     return escape_markdown_inline(plain or EMPTY)
 
 
-def render_index(rows: Iterable[IndexRow]) -> str:
-    """output/README.md: every digest with its date, paper count and top titles, newest first.
+def render_index(rows: Iterable[IndexRow], charts: Sequence[Chart] = ()) -> str:
+    """output/README.md: every digest with its date, paper count and top titles, newest first,
+    after a line linking the trend charts drawn so far (tasks/charts.py), if any.
 
     A digest with no rankings (imported with `import-digest`) shows its count and EMPTY.
     """
-    lines = ["# arXiv digests", "", "| date | papers | top titles |", "|---|---|---|"]
+    lines = ["# arXiv digests", ""]
+    if charts:
+        links = ", ".join(f"[{c.title}]({CHARTS_DIR}/{c.name})" for c in charts)
+        lines += [f"Trends: {links}.", ""]
+    lines += ["| date | papers | top titles |", "|---|---|---|"]
     for row in rows:
         day = row.digest_date.isoformat()
         cell = "<br>".join(toc_title(t) for t in row.top_titles) or EMPTY
@@ -118,19 +126,21 @@ def render_index(rows: Iterable[IndexRow]) -> str:
 
 
 def write_index(settings: Settings) -> bool:
-    """Write output/README.md from the catalog (once a run has registered its days); False
-    if it already said the same."""
+    """Write output/README.md from the catalog (once a run has registered its days), linking
+    the charts write_charts drew; False if it already said the same."""
     return write_if_changed(
-        Path(settings.output_dir) / "README.md", render_index(index_rows(settings))
+        Path(settings.output_dir) / "README.md",
+        render_index(index_rows(settings), chart_links(settings.output_dir)),
     )
 
 
 def write_outputs_from_lake(settings: Settings, lake: Lake, days: list[date]) -> None:
     """DIGEST_OUTPUT_DIR made from the lake (after the catalog was rebuilt from it): the digests
-    other machines rendered, and the index."""
+    other machines rendered, the charts and the index."""
     output = Path(settings.output_dir)
     for day in days:
         table = lake.read_day("digests", day)
         if table is not None and table.num_rows:
             write_if_changed(output / f"{day.isoformat()}.md", table.column("markdown")[0].as_py())
+    write_charts(settings)
     write_index(settings)

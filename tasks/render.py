@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from arxiv_digest.errors import DigestError
+from tasks.enrich import SAFE_URL, link_kind
 from tasks.markdown_text import (
     EMPTY,
     escape_list_items,
@@ -46,6 +47,11 @@ class DigestPaper:
     abstract: str
     analysis_md: str  # LLM Markdown, printed as is apart from the LLM rules of normalize_digest
     key_findings: tuple[str, ...]
+    # Enrichment (tasks/enrich.py), printed only when there is some, so a digest of papers
+    # without any (the reference) keeps its exact format: a **Venue:** line after the
+    # categories, and a link per code URL after the PDF and arXiv links.
+    code_urls: tuple[str, ...] = ()
+    venue: str = ""  # e.g. "CVPR 2026, accepted"
 
     @property
     def abs_url(self) -> str:
@@ -97,6 +103,8 @@ def normalize_digest(digest: Digest) -> Digest:
     The topic, titles and key findings are stripped; empty authors, categories and key findings
     are dropped. Abstract, analysis and summary are stripped; ATX headings in LLM text (analysis,
     summary) are demoted to bold lines. An empty title or text block becomes EMPTY ("—").
+    The venue is normalised like the topic; code URLs that are no safe link target
+    (tasks/enrich.py SAFE_URL) are dropped.
     """
     return replace(
         digest,
@@ -113,6 +121,8 @@ def normalize_digest(digest: Digest) -> Digest:
                 key_findings=tuple(
                     k for k in (normalize_inline(f).strip() for f in paper.key_findings) if k
                 ),
+                code_urls=tuple(u for u in paper.code_urls if SAFE_URL.fullmatch(u)),
+                venue=normalize_inline(paper.venue).strip(),
             )
             for paper in digest.papers
         ),
@@ -126,14 +136,27 @@ def normalize_digest(digest: Digest) -> Digest:
 TOC_HEADER = "\n\n---\n\n## Table of Contents\n\n"
 PAPERS_HEADER = "\n\n---\n\n## Papers\n\n"
 KEY_FINDINGS_HEADER = "\n\n**Key Findings:**\n\n"
+VENUE_LABEL = "**Venue:** "
+SECTION_END = "\n---\n\n"
 
 
-def links_tail(arxiv_id: str) -> str:
-    """The end of a paper's section: its PDF and arXiv links and the `---` separator."""
+def links_head(arxiv_id: str) -> str:
+    """The start of a paper's links: its PDF and arXiv links."""
     return (
         f"\n\n**Links:**\n\n- [PDF](https://arxiv.org/pdf/{arxiv_id})\n"
-        f"- [arXiv](https://arxiv.org/abs/{arxiv_id})\n\n---\n\n"
+        f"- [arXiv](https://arxiv.org/abs/{arxiv_id})\n"
     )
+
+
+def code_link(url: str) -> str:
+    """One code link line, labelled by its host: `- [Code](https://github.com/a/b)`."""
+    return f"- [{link_kind(url)}]({url})\n"
+
+
+def links_tail(arxiv_id: str, code_urls: tuple[str, ...] = ()) -> str:
+    """The end of a paper's section: its PDF and arXiv links, its code links (URLs checked
+    safe by normalize_digest) and the `---` separator."""
+    return links_head(arxiv_id) + "".join(map(code_link, code_urls)) + SECTION_END
 
 
 def _render_paper(paper: DigestPaper) -> str:
@@ -145,10 +168,11 @@ def _render_paper(paper: DigestPaper) -> str:
         f"**Authors:** {escape_list_items(paper.authors)}\n\n"
         f"**Published:** {paper.published.isoformat()}\n\n"
         f"**Categories:** {escape_list_items(paper.categories)}\n\n"
-        f"**Abstract:**\n\n{escape_markdown_block(paper.abstract)}\n\n"
+        + (f"{VENUE_LABEL}{escape_markdown_inline(paper.venue)}\n\n" if paper.venue else "")
+        + f"**Abstract:**\n\n{escape_markdown_block(paper.abstract)}\n\n"
         f"**Analysis:**\n\n{escape_llm_markdown(paper.analysis_md)}"
         f"{KEY_FINDINGS_HEADER}{findings or EMPTY}"
-        f"{links_tail(arxiv_id)}"
+        f"{links_tail(arxiv_id, paper.code_urls)}"
     )
 
 

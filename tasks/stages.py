@@ -22,6 +22,7 @@ from tasks.lake import (
 )
 from tasks.models import DayPapers
 from tasks.stage_task import stage_task
+from tasks.terms import terms_table
 
 
 def _retry_incomplete_feed(task: Any, task_run: Any, state: Any) -> bool:
@@ -61,6 +62,7 @@ def store_day(lake: Lake, window: FetchedWindow, day: DayPapers, config_hash: st
     """Write the day's datasets; the manifest goes last, marking the day complete."""
     changed = lake.write_day("papers", day.digest_date, papers_table(day.papers))
     changed |= lake.write_day("dedup_log", day.digest_date, dedup_log_table(day))
+    changed |= lake.write_day("terms", day.digest_date, terms_table(day.papers))
     changed |= lake.write_day(
         "day_manifests", day.digest_date, day_manifest_table(day, window.query, config_hash)
     )

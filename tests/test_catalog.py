@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
-from arxiv_digest.resources import analyst_queries, query_params
+from arxiv_digest.resources import analyst_queries, query_defaults, query_params
 from tasks.catalog import RunRecord, open_catalog, rebuild_catalog, register_run, run_query
 from tasks.dedup import dedupe_papers
 from tasks.lake import day_manifest_table, dedup_log_table, open_lake, papers_table
+from tasks.terms import terms_table
 from tests.conftest import make_paper
 
 DAYS = [date(2026, 6, 29), date(2026, 6, 30), date(2026, 7, 8)]
@@ -23,6 +27,9 @@ PARAMS = {
     "keyword": "diffusion",
     "category": "cs.CV",
     "day": "2026-06-30",
+    # Optional parameters (declared defaults) a tiny lake needs changed to give rows.
+    "min_support": "1",
+    "max_share": "1",
 }
 
 
@@ -38,16 +45,20 @@ def small_lake(settings):
                 title="Diffusion for vision",
                 authors=("Ada Lovelace", "Alan Turing"),
             ),
-            make_paper(
-                f"2606.{n}002",
-                published=published,
-                categories=("cs.LG", "cs.CV"),
-                authors=("Ada Lovelace",),
-                abstract="No keyword here.",
+            replace(
+                make_paper(
+                    f"2606.{n}002",
+                    published=published,
+                    categories=("cs.LG", "cs.CV"),
+                    authors=("Ada Lovelace",),
+                    abstract="No keyword here.",
+                ),
+                comment="Accepted to CVPR 2026",
             ),
         ]
         result = dedupe_papers(day, papers + papers[1:])
         lake.write_day("papers", day, papers_table(result.papers))
+        lake.write_day("terms", day, terms_table(result.papers))
         lake.write_day("dedup_log", day, dedup_log_table(result))
         lake.write_day("day_manifests", day, day_manifest_table(result, "q", "h"))
     run = RunRecord(
@@ -99,7 +110,8 @@ def test_empty_views_match_lake_columns(settings):
 def test_analyst_query_runs_on_small_lake(settings, name):
     small_lake(settings)
     sql = analyst_queries()[name]
-    columns, rows = run_query(settings, sql, {p: PARAMS[p] for p in query_params(sql)})
+    wanted = [*query_params(sql), *query_defaults(sql)]
+    columns, rows = run_query(settings, sql, {p: v for p, v in PARAMS.items() if p in wanted})
     assert columns and rows, name
 
 
@@ -234,13 +246,61 @@ def test_empty_views_follow_arrow_schemas_when_a_column_is_added(settings, monke
     from tasks.catalog import create_schema, refresh_views
     from tasks.lake import SCHEMAS
 
-    monkeypatch.setitem(SCHEMAS, "papers", SCHEMAS["papers"].append(pa.field("venue", pa.string())))
+    monkeypatch.setitem(
+        SCHEMAS, "papers", SCHEMAS["papers"].append(pa.field("new_column", pa.string()))
+    )
     with open_catalog(settings) as con:
         create_schema(con)
         refresh_views(con, open_lake(settings))
         columns = [(c[0], c[1]) for c in con.execute("DESCRIBE papers").fetchall()]
-    assert columns[-2:] == [("venue", "VARCHAR"), ("digest_date", "DATE")]
+    assert columns[-2:] == [("new_column", "VARCHAR"), ("digest_date", "DATE")]
     assert [name for name, _ in columns[:-1]] == SCHEMAS["papers"].names
+
+
+ENRICHMENT = ["code_urls", "venue", "venue_year", "venue_status", "venue_evidence", "pages"]
+
+
+def test_catalog_made_before_enrichment_columns_gains_them(settings, monkeypatch):
+    """An existing catalog's empty stand-in is remade when SCHEMAS gained columns."""
+    import pyarrow as pa
+
+    from tasks.catalog import create_schema
+    from tasks.lake import SCHEMAS
+
+    new = SCHEMAS["papers"]
+    old = pa.schema([f for f in new if f.name not in (*ENRICHMENT, "figures")])
+    monkeypatch.setitem(SCHEMAS, "papers", old)
+    with open_catalog(settings) as con:
+        create_schema(con)  # a catalog made before the enrichment columns
+    monkeypatch.setitem(SCHEMAS, "papers", new)
+    with open_catalog(settings) as con:
+        create_schema(con)
+        columns = [c[0] for c in con.execute("DESCRIBE empty.papers").fetchall()]
+    assert columns == [*new.names, "digest_date"]
+
+
+@pytest.mark.parametrize("with_new_day", [False, True])
+def test_lake_days_written_before_enrichment_read_its_columns_as_null(settings, with_new_day):
+    """A lake whose papers files predate the enrichment columns still answers queries on them
+    (whether or not some newer day has them)."""
+    from tasks.catalog import refresh_catalog
+
+    lake = open_lake(settings)
+    accepted = make_paper("2606.00002", published="2026-06-29T12:00:00")
+    accepted = replace(accepted, comment="Accepted to CVPR 2026")
+    table = papers_table([make_paper("2606.00001", published="2026-06-28T12:00:00")])
+    path = Path(lake.day_path("papers", DAYS[0]))
+    path.parent.mkdir(parents=True)
+    # as an older version of the project wrote it
+    pq.write_table(table.drop_columns([*ENRICHMENT, "figures"]), path)
+    if with_new_day:
+        lake.write_day("papers", DAYS[1], papers_table([accepted]))
+    refresh_catalog(settings, lake)
+    _, rows = run_query(
+        settings, "SELECT arxiv_id, venue, code_urls, pages FROM papers ORDER BY arxiv_id"
+    )
+    expected = [("2606.00001", None, None, None)]
+    assert rows == expected + ([("2606.00002", "CVPR", [], None)] if with_new_day else [])
 
 
 def test_runs_table_follows_runs_schema_and_keeps_its_key_when_a_column_is_added(

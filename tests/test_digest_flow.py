@@ -41,6 +41,12 @@ def test_day_through_fake_llm_produces_every_section_and_rerun_is_free(llm_env, 
     assert digest_path.read_text(encoding="utf-8") == text
     index = (llm_env / "output" / "README.md").read_text(encoding="utf-8")
     assert "[2026-06-30](2026-06-30.md)" in index
+    # The trend charts are drawn with the index and linked from it; enriched papers show
+    # their venue and code links.
+    charts = sorted(p.name for p in (llm_env / "output" / "charts").iterdir())
+    assert charts == ["papers_per_category.svg", "rising_terms.svg"]
+    assert "(charts/papers_per_category.svg)" in index and "(charts/rising_terms.svg)" in index
+    assert "\n**Venue:** " in text and "\n- [Code](https://github.com/" in text
     assert set(prefect_artifact_keys()) >= {"digest-2026-06-30", "digest-counts-2026-06-30"}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from arxiv_digest.errors import ConfigError, LakeError
 from arxiv_digest.settings import load_settings
 from tasks.dedup import dedupe_papers
-from tasks.lake import open_lake, papers_from_table, papers_table
+from tasks.lake import load_day_papers, open_lake, papers_from_table, papers_table
 from tests.conftest import free_port, make_paper
 
 DAY = date(2026, 6, 30)
@@ -30,6 +31,42 @@ def test_write_day_round_trips_papers(settings):
     lake = open_lake(settings)
     assert lake.write_day("papers", DAY, papers_table(sample_papers()))
     assert tuple(papers_from_table(lake.read_day("papers", DAY))) == sample_papers()
+
+
+def test_papers_table_stores_each_papers_enrichment(settings):
+    lake = open_lake(settings)
+    paper = replace(
+        make_paper("2606.3"), comment="12 pages, 3 figures. Accepted to CVPR 2026 (oral)"
+    )
+    paper = replace(paper, abstract="We do it. Code: https://github.com/a/b.")
+    lake.write_day("papers", DAY, papers_table([paper, make_paper("2606.4")]))
+    rows = lake.read_day("papers", DAY).select(
+        ["code_urls", "venue", "venue_year", "venue_status", "venue_evidence", "pages", "figures"]
+    )
+    assert rows.to_pylist() == [
+        {
+            "code_urls": ["https://github.com/a/b"],
+            "venue": "CVPR",
+            "venue_year": 2026,
+            "venue_status": "oral",
+            "venue_evidence": "Accepted to CVPR 2026 (oral)",
+            "pages": 12,
+            "figures": 3,
+        },
+        dict.fromkeys(rows.column_names) | {"code_urls": []},
+    ]
+
+
+def test_day_stored_before_enrichment_columns_still_loads(settings):
+    lake = open_lake(settings)
+    old = papers_table(sample_papers()).drop_columns(
+        ["code_urls", "venue", "venue_year", "venue_status", "venue_evidence", "pages", "figures"]
+    )
+    path = Path(lake.day_path("papers", DAY))
+    path.parent.mkdir(parents=True)
+    pq.write_table(old, path)  # as an older version of the project wrote it
+    assert tuple(load_day_papers(lake, DAY)) == sample_papers()
+    assert lake.read_table("papers", columns=["arxiv_id", "venue"]).column("venue").null_count == 2
 
 
 def test_write_day_same_rows_leaves_file_untouched(settings):

@@ -99,3 +99,22 @@ def test_index_lists_an_imported_digest_with_its_paper_count_and_no_titles(setti
         "# arXiv digests\n\n| date | papers | top titles |\n|---|---|---|\n"
         "| [2025-12-05](2025-12-05.md) | 10 | — |\n"
     )
+
+
+def test_digest_shows_each_papers_enrichment_as_venue_line_and_code_links():
+    from dataclasses import replace
+
+    from tasks.outputs import build_digest
+
+    enriched = replace(
+        make_paper("2606.00001", abstract="Code: https://github.com/a/b."),
+        comment="Accepted to CVPR 2026",
+    )
+    digest = build_digest(DAY, "CV", "en", "Summary.", [enriched, make_paper("2606.00002")], [], {})
+    assert [(p.venue, p.code_urls) for p in digest.papers] == [
+        ("CVPR 2026, accepted", ("https://github.com/a/b",)),
+        ("", ()),
+    ]
+    markdown = render_digest(digest)
+    assert "**Venue:** CVPR 2026, accepted" in markdown
+    assert "- [Code](https://github.com/a/b)\n" in markdown

@@ -353,6 +353,23 @@ IDS = st.one_of(
         st.integers(0, 9_999_999),
     ),
 )
+URLS = st.one_of(
+    st.sampled_from(
+        [
+            "https://github.com/a/b",
+            "https://huggingface.co/m/x_y-1",
+            "https://x.github.io/p/?q=1#top",
+            "https://www.modelscope.cn/models/a",
+            "https://github.com/a/b)](javascript:alert(1)",
+            "javascript:alert(1)",
+            "https://GitHub.com/a",
+            "https://a.io/%zz",
+            "https://a.io/<b>",
+        ]
+    ),
+    st.builds(lambda t: "https://github.com/" + t, TEXT),
+    TEXT,
+)
 PAPERS = st.builds(
     DigestPaper,
     arxiv_id=IDS,
@@ -363,6 +380,8 @@ PAPERS = st.builds(
     abstract=TEXT,
     analysis_md=TEXT,
     key_findings=st.lists(TEXT, max_size=3).map(tuple),
+    code_urls=st.lists(URLS, max_size=3).map(tuple),
+    venue=TEXT,
 )
 DIGESTS = st.builds(
     Digest,
@@ -431,7 +450,9 @@ def commonmark_problems(out: str) -> list[str]:
         if child.type == "link_open"
     )
     ours = sorted(
-        href for p in digest.papers for href in (f"#{p.arxiv_id}", p.abs_url, p.abs_url, p.pdf_url)
+        href
+        for p in digest.papers
+        for href in (f"#{p.arxiv_id}", p.abs_url, p.abs_url, p.pdf_url, *p.code_urls)
     )
     if hrefs != ours:
         problems.append(f"links {hrefs}")
@@ -451,6 +472,71 @@ def test_commonmark_sees_only_digest_structure_for_hostile_paper(fields, forbidd
 @given(DIGESTS)
 def test_commonmark_sees_only_digest_structure_for_arbitrary_text(digest):
     assert commonmark_problems(render_digest(digest)) == []
+
+
+# --- enrichment: a venue line and code links, only when a paper has them ----------------------
+
+ENRICHED = make_paper(
+    1,
+    venue="CVPR 2026, accepted",
+    code_urls=("https://github.com/a/b", "https://x.github.io/p/", "https://huggingface.co/m"),
+)
+
+
+def test_render_shows_venue_line_and_code_links_of_an_enriched_paper():
+    out = render_digest(make_digest(ENRICHED))
+    assert "**Categories:** cs.CV, cs.AI\n\n**Venue:** CVPR 2026, accepted\n\n**Abstract:**" in out
+    assert out.endswith(
+        "**Links:**\n\n- [PDF](https://arxiv.org/pdf/2512.00001v1)\n"
+        "- [arXiv](https://arxiv.org/abs/2512.00001v1)\n"
+        "- [Code](https://github.com/a/b)\n"
+        "- [Project page](https://x.github.io/p/)\n"
+        "- [Hugging Face](https://huggingface.co/m)\n\n---\n\n"
+    )
+    assert validate_digest(out) == []
+    assert parse_digest(out) == normalize_digest(make_digest(ENRICHED))
+
+
+def test_render_of_a_paper_without_enrichment_has_no_venue_line_nor_code_link():
+    out = render_digest(make_digest(make_paper(1)))
+    assert "**Venue:**" not in out
+    assert "**Categories:** cs.CV, cs.AI\n\n**Abstract:**" in out
+    assert "- [arXiv](https://arxiv.org/abs/2512.00001v1)\n\n---\n\n" in out
+
+
+def test_render_escapes_venue_and_drops_unsafe_code_urls():
+    paper = make_paper(
+        1,
+        venue="[x](http://evil) <b>\n## Heading",
+        code_urls=(
+            "https://github.com/a/b)](javascript:alert(1)",
+            "javascript:x",
+            "https://a.io/<b>",
+        ),
+    )
+    out = render_digest(make_digest(paper))
+    assert validate_digest(out) == []
+    assert commonmark_problems(out) == []
+    assert "javascript" not in out and "<b>" not in out.replace("&lt;", "<").split("Venue")[0]
+    assert parse_digest(out).papers[0].code_urls == ()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("- [Code](https://github.com/a/b)", "- [Project page](https://github.com/a/b)", "Links"),
+        ("- [Code](https://github.com/a/b)", "- [Code](javascript:alert(1))", "Links"),
+        ("- [Code](https://github.com/a/b)\n", "- [Code](https://github.com/a/b)\ntext\n", "Links"),
+        ("**Venue:** CVPR 2026, accepted\n\n", "**Venue:** CVPR\n2026\n\n", "Abstract"),
+    ],
+)
+def test_parse_rejects_a_broken_venue_line_or_code_link(old, new, message):
+    out = render_digest(make_digest(ENRICHED))
+    assert old in out
+    broken = out.replace(old, new, 1)
+    with pytest.raises(DigestFormatError, match=message):
+        parse_digest(broken)
+    assert validate_digest(broken) != []
 
 
 # --- the validator ----------------------------------------------------------------------------
