@@ -23,6 +23,7 @@ from tasks.rank import Ranking, rank_papers
 from tasks.render import render_digest
 from tasks.stage_task import stage_task
 from tasks.summary_plan import RisingTermLike, paper_terms_of, plan_summary, term_counts
+from tasks.terms import rising_terms
 
 
 @stage_task(name="rank_day")
@@ -96,12 +97,12 @@ def summary_inputs(
     each selected paper (by arXiv id), the day's rising terms, and how many of the day's papers
     (all of them, the background of the themes) have each key phrase.
 
-    WIRING (issue 15): the one place these come from. Until tasks/terms.py is merged: the
-    stand-in extractor of tasks/summary_plan.py over the day's papers, and no rising terms.
+    The key phrases are the trends' (tasks/terms.py); the rising terms are measured over the
+    lake's `terms` dataset, which the store stage has written for this day already.
     """
     day_papers = load_day_papers(lake, day) or papers
     day_terms = paper_terms_of(day_papers)
-    rising: list[RisingTermLike] = []
+    rising: list[RisingTermLike] = list(rising_terms(lake, day))
     return (
         {p.arxiv_id: day_terms.get(p.arxiv_id, []) for p in papers},
         rising,

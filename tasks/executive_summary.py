@@ -237,7 +237,7 @@ def render_summary(
     ]
     emerging = [
         "*   "
-        + text["emerging_term"].format(
+        + text["emerging_term" if e.previous_share > 0 else "emerging_term_new"].format(
             term=_t(e.term),
             count=e.count,
             ratio=f"{e.ratio:.1f}" if math.isfinite(e.ratio) else "∞",

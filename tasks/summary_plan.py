@@ -4,7 +4,6 @@ and recommended reads of the day's selected papers (the model only writes prose 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from functools import cached_property
 from typing import Protocol
 
 from tasks.models import Paper
+from tasks.terms import paper_terms
 
 MAX_THEMES = 5
 MAX_HIGHLIGHTS = 4
@@ -35,6 +35,9 @@ class RisingTermLike(Protocol):
 
     @property
     def count(self) -> int: ...
+
+    @property
+    def previous_share(self) -> float: ...
 
     @property
     def ratio(self) -> float: ...
@@ -62,6 +65,9 @@ class Emerging:
     count: int
     ratio: float
     paper_ids: tuple[str, ...]
+    # 0.0 when the term was absent before, or the lake has no earlier weeks: then the ratio
+    # says nothing, and the summary shows the count alone.
+    previous_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -168,7 +174,7 @@ class ThemeScorer:
 
     @cached_property
     def _topic_words(self) -> frozenset[str]:
-        return frozenset(_singular(w) for w in _WORD.findall(self.topic.lower()))
+        return frozenset(paper_terms(self.topic, ""))
 
     def __call__(self, term: str, cover: frozenset[str]) -> float:
         words = term.split()
@@ -225,6 +231,7 @@ def emerging_directions(
             count=int(r.count),
             ratio=float(r.ratio),
             paper_ids=tuple(pid for pid in ranked_ids if r.term in terms.get(pid, ())),
+            previous_share=float(r.previous_share),
         )
         for r in rising[:limit]
     )
@@ -271,62 +278,6 @@ def term_counts(paper_terms: Mapping[str, Sequence[str]]) -> Counter[str]:
     return Counter(t for terms in paper_terms.values() for t in set(terms))
 
 
-# ---------------------------------------------------------------------------------------------
-# A stand-in for tasks/terms.paper_terms (issue 15, section 2) until that module is merged:
-# lower-cased 1- and 2-word phrases of the title and abstract without stopwords, LaTeX dropped,
-# plural nouns made singular. Same signature, so the swap is one line in summary_inputs.
-# ---------------------------------------------------------------------------------------------
-
-_LATEX = re.compile(r"\$[^$]*\$|\\[A-Za-z]+")
-_WORD = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-_STOPWORDS = frozenset(
-    """a an the and or nor but if then than of in on at to for from by with without into onto
-    over under between among through via as is are was were be been being it its this that these
-    those we our us they their them he she his her which who whom whose what when where while how
-    such both each either neither all any some many much more most less few several other another
-    can could may might must shall should will would do does did done has have had having not no
-    also however thus therefore moreover furthermore although though yet so very well just only
-    even still about above below up down out off again further once here there same own too
-    new novel propose proposes proposed present presents introduce introduces paper work study
-    approach method methods based using use uses used show shows shown demonstrate demonstrates
-    achieve achieves achieving result results performance experiment experiments extensive
-    existing state-of-the-art art sota significantly significant effectively effective efficient
-    task tasks problem problems framework model models data dataset datasets code available
-    first one two three four five six seven eight nine ten different various key main whereas
-    within across toward towards
-    e.g i.e et al""".split()
-)
-
-
-def _singular(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def simple_paper_terms(title: str, abstract: str) -> list[str]:
-    """Key phrases of one paper (1- and 2-word), in first-seen order, without repeats."""
-    text = _LATEX.sub(" ", f"{title}.\n{abstract}".lower())
-    phrases: dict[str, None] = {}
-    # A sentence or clause break ends a phrase: no bigram spans "images. we".
-    for clause in re.split(r"[.,;:!?()\[\]\n]", text):
-        run: list[str] = []
-        for word in [*_WORD.findall(clause), ""]:
-            if word and word not in _STOPWORDS and len(word) > 2:
-                run.append(_singular(word))
-                continue
-            for i, token in enumerate(run):
-                phrases.setdefault(token)
-                if i + 1 < len(run):
-                    phrases.setdefault(f"{token} {run[i + 1]}")
-            run = []
-    return list(phrases)
-
-
 def paper_terms_of(papers: Sequence[Paper]) -> dict[str, list[str]]:
-    """Key phrases of each paper by arXiv id (the stand-in extractor above)."""
-    return {p.arxiv_id: simple_paper_terms(p.title, p.abstract) for p in papers}
+    """Key phrases of each paper by arXiv id (the trends' extractor, tasks/terms.py)."""
+    return {p.arxiv_id: paper_terms(p.title, p.abstract) for p in papers}

@@ -251,15 +251,30 @@ def test_data_only_summary_has_every_section_and_no_prose(language: str) -> None
 
 def test_render_shows_rising_terms_with_their_counts_and_papers() -> None:
     class Rising:
-        term, count, ratio = "gaussian splatting", 14, 3.25
+        term, count, previous_share, ratio = "gaussian splatting", 14, 0.02, 3.25
 
     papers = day_papers()
     plan = plan_summary(papers, paper_terms_of(papers), [Rising()], topic=TOPIC)
     text = render_summary(plan, None, day=DAY, topic=TOPIC, language="en")
     assert (
-        "*   **gaussian splatting**: count 14, share 3.2× that of the weeks before "
+        "*   **gaussian splatting**: 14 papers, share 3.2× that of the weeks before "
         "([GaussFocus](#2606.00001v1), [Night Gaussians](#2606.00002v2))" in text.split("\n")
     )
+
+
+def test_render_shows_only_the_count_of_a_term_with_no_earlier_weeks() -> None:
+    # A one-day lake: the smoothed ratio would read as growth that nobody measured.
+    class Rising:
+        term, count, previous_share, ratio = "gaussian splatting", 14, 0.0, 15.0
+
+    papers = day_papers()
+    plan = plan_summary(papers, paper_terms_of(papers), [Rising()], topic=TOPIC)
+    text = render_summary(plan, None, day=DAY, topic=TOPIC, language="en")
+    assert (
+        "*   **gaussian splatting**: 14 papers (no earlier weeks to compare with) "
+        "([GaussFocus](#2606.00001v1), [Night Gaussians](#2606.00002v2))" in text.split("\n")
+    )
+    assert "15.0×" not in text
 
 
 def test_render_escapes_hostile_titles_terms_and_prose() -> None:

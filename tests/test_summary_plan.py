@@ -19,7 +19,6 @@ from tasks.summary_plan import (
     pick_highlights,
     pick_recommended,
     plan_summary,
-    simple_paper_terms,
     term_counts,
 )
 from tests.conftest import make_paper
@@ -198,13 +197,3 @@ def test_plan_of_the_bundled_day_cites_only_its_papers_in_disjoint_themes(top_n:
         day_term_counts=term_counts(all_terms),
         day_papers=len(day),
     )
-
-
-def test_stand_in_terms_drop_latex_and_stopwords_and_make_plurals_singular() -> None:
-    terms = simple_paper_terms(
-        "Gaussian Splatting for Avatars",
-        "We propose $\\mathcal{L}_1$ losses for dynamic scenes. Approaches differ.",
-    )
-    assert terms[:4] == ["gaussian", "gaussian splatting", "splatting", "avatar"]
-    assert {"loss", "dynamic scene", "approach"} <= set(terms)
-    assert not {"we", "propose", "mathcal", "scene approach"} & set(terms)
