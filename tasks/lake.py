@@ -83,6 +83,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("source", pa.string()),
             ("rank", pa.int32()),
             ("selected", pa.bool_()),
+            # Why a profile's ranking placed it (library neighbour, keywords, authors); null
+            # without profile features and in lakes written before profiles.
+            ("why", pa.string()),
         ]
     ),
     "analyses": pa.schema(
@@ -160,6 +163,10 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
+
+# Papers of readers' libraries looked up on arXiv by id (tasks/library.py): the columns of
+# `papers`, in the partition of the digest day whose ranking looked them up.
+SCHEMAS["library_papers"] = SCHEMAS["papers"]
 
 
 def papers_table(papers: Sequence[Paper]) -> pa.Table:
