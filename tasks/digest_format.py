@@ -27,6 +27,7 @@ from tasks.render import (
     KEY_FINDINGS_HEADER,
     PAPERS_HEADER,
     TOC_HEADER,
+    WHY_LABEL,
     Digest,
     DigestFormatError,
     DigestPaper,
@@ -58,6 +59,7 @@ class _RawPaper:
     authors: str = ""
     published: str = ""
     categories: str = ""
+    why: str = ""
     abstract: str = ""
     analysis: tuple[int, int] = (0, 0)
     findings: str = ""
@@ -103,7 +105,13 @@ def _scan_paper(text: str, start: int, end: int, arxiv_id: str) -> _RawPaper:
     )
     raw.authors, pos = _until(text, pos, end, "\n\n**Published:** ", "**Published:**", True)
     raw.published, pos = _until(text, pos, end, "\n\n**Categories:** ", "**Categories:**", True)
-    raw.categories, pos = _until(text, pos, end, "\n\n**Abstract:**\n\n", "**Abstract:**", True)
+    metadata, pos = _until(text, pos, end, "\n\n**Abstract:**\n\n", "**Abstract:**", False)
+    # A profile's digest has a **Why:** line between the categories and the abstract.
+    raw.categories, has_why, raw.why = metadata.partition(f"\n\n{WHY_LABEL}")
+    if "\n" in raw.categories or "\n" in raw.why:
+        raise DigestFormatError("missing **Abstract:** (a line break came first)")
+    if has_why and not raw.why.strip():
+        raise DigestFormatError("an empty **Why:** line")
     raw.abstract, pos = _until(text, pos, end, "\n\n**Analysis:**\n\n", "**Analysis:**", False)
     tail = links_tail(arxiv_id)
     if not text.endswith(tail, pos, end):
@@ -283,6 +291,7 @@ def _parse_paper(text: str, raw: _RawPaper) -> DigestPaper:
         abstract=unescape_markdown_block(raw.abstract),
         analysis_md=unescape_llm_markdown(text[slice(*raw.analysis)]),
         key_findings=findings,
+        why=unescape_markdown_inline(raw.why),
     )
 
 

@@ -18,18 +18,27 @@ from tasks.key_findings import Finding, extract_key_findings
 from tasks.lake import Lake
 from tasks.models import Paper
 from tasks.outputs import RenderedDigest, build_digest, write_if_changed
+from tasks.profiles import active_profile, profile_fingerprint
 from tasks.prompts import prompts_fingerprint
 from tasks.rank import Ranking, rank_papers
+from tasks.relevance import (
+    profile_library_matches,
+    rank_for_profile,
+    ranking_whys,
+    split_excluded,
+)
 from tasks.render import render_digest
 from tasks.stage_task import stage_task
 
 
 @stage_task(name="rank_day")
 def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -> list[Ranking]:
+    profile = active_profile(settings)
+    kept, excluded = split_excluded(papers, profile.exclude)
     rankings = llm.run(
         rank_papers(
             llm.client,
-            papers,
+            kept,
             topic=settings.topic,
             interest=settings.interest,
             categories=settings.categories,
@@ -39,6 +48,17 @@ def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -
             use_llm=settings.rank_with == "llm",
         )
     )
+    if profile.uses_features:
+        rankings = rank_for_profile(
+            papers,
+            rankings,
+            excluded,
+            include=profile.include,
+            authors=profile.authors,
+            matches=profile_library_matches(settings, lake, profile, llm.day, papers),
+            weight=settings.library_weight,
+            top_n=settings.top_n,
+        )
     lake.write_day("rankings", llm.day, lake.rows("rankings", [asdict(r) for r in rankings]))
     return rankings
 
@@ -116,7 +136,14 @@ def render_day(
 ) -> RenderedDigest:
     """Render the digest; store it in the lake and DIGEST_OUTPUT_DIR; attach it as an artifact."""
     digest = build_digest(
-        day, settings.topic, settings.language, summary_md, papers, analyses, findings
+        day,
+        settings.topic,
+        settings.language,
+        summary_md,
+        papers,
+        analyses,
+        findings,
+        whys=ranking_whys(lake, day),
     )
     markdown = render_digest(digest)
     content_hash = hashlib.sha256(markdown.encode()).hexdigest()
@@ -134,7 +161,9 @@ def render_day(
                     "summary_status": summary_status,
                     "paper_count": len(papers),
                     "content_hash": content_hash,
-                    "config_hash": digest_config_hash(settings, prompts_fingerprint()),
+                    "config_hash": digest_config_hash(
+                        settings, prompts_fingerprint(), profile_fingerprint(settings)
+                    ),
                     "llm_failed": usage.llm_failed,
                     "llm_invalid": usage.llm_invalid,
                 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
@@ -46,9 +46,12 @@ def build_digest(
     papers: list[Paper],
     analyses: list[Analysis],
     findings: dict[str, list[Finding]],
+    whys: Mapping[str, str] | None = None,
 ) -> Digest:
-    """The renderer's input: selected papers in rank order, failed analyses as placeholders."""
+    """The renderer's input: selected papers in rank order, failed analyses as placeholders,
+    each paper's why (a profile's ranking reason) where `whys` has one."""
     markdown = {a.arxiv_id: a.markdown for a in analyses}
+    whys = whys or {}
     return Digest(
         digest_date=day,
         topic=topic,
@@ -63,6 +66,7 @@ def build_digest(
                 abstract=p.abstract,
                 analysis_md=markdown.get(p.arxiv_id) or failed_analysis_placeholder(language),
                 key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])),
+                why=whys.get(p.arxiv_id, ""),
             )
             for p in papers
         ),

@@ -46,6 +46,9 @@ class DigestPaper:
     abstract: str
     analysis_md: str  # LLM Markdown, printed as is apart from the LLM rules of normalize_digest
     key_findings: tuple[str, ...]
+    # Why a profile's ranking picked it (tasks/relevance.py): printed as a **Why:** line after
+    # the categories only when not empty, so digests without profile features keep the format.
+    why: str = ""
 
     @property
     def abs_url(self) -> str:
@@ -113,6 +116,7 @@ def normalize_digest(digest: Digest) -> Digest:
                 key_findings=tuple(
                     k for k in (normalize_inline(f).strip() for f in paper.key_findings) if k
                 ),
+                why=normalize_inline(paper.why).strip(),
             )
             for paper in digest.papers
         ),
@@ -126,6 +130,7 @@ def normalize_digest(digest: Digest) -> Digest:
 TOC_HEADER = "\n\n---\n\n## Table of Contents\n\n"
 PAPERS_HEADER = "\n\n---\n\n## Papers\n\n"
 KEY_FINDINGS_HEADER = "\n\n**Key Findings:**\n\n"
+WHY_LABEL = "**Why:** "
 
 
 def links_tail(arxiv_id: str) -> str:
@@ -139,12 +144,14 @@ def links_tail(arxiv_id: str) -> str:
 def _render_paper(paper: DigestPaper) -> str:
     arxiv_id = check_arxiv_id(paper.arxiv_id)
     findings = "\n".join(f"- {escape_markdown_block(finding)}" for finding in paper.key_findings)
+    why = f"{WHY_LABEL}{escape_markdown_inline(paper.why)}\n\n" if paper.why else ""
     return (
         f"<a id='{arxiv_id}'></a>\n"
         f"## [{escape_markdown_inline(paper.title)}]({paper.abs_url})\n\n"
         f"**Authors:** {escape_list_items(paper.authors)}\n\n"
         f"**Published:** {paper.published.isoformat()}\n\n"
         f"**Categories:** {escape_list_items(paper.categories)}\n\n"
+        f"{why}"
         f"**Abstract:**\n\n{escape_markdown_block(paper.abstract)}\n\n"
         f"**Analysis:**\n\n{escape_llm_markdown(paper.analysis_md)}"
         f"{KEY_FINDINGS_HEADER}{findings or EMPTY}"

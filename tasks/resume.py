@@ -11,6 +11,7 @@ import pyarrow as pa
 from arxiv_digest.errors import DayCancelledError, DigestError, LakeError
 from arxiv_digest.settings import Settings, digest_config_hash
 from tasks.lake import Lake
+from tasks.profiles import profile_fingerprint
 from tasks.prompts import prompts_fingerprint
 
 
@@ -24,7 +25,7 @@ def day_complete(
     """
     if digest:
         table = lake.read_day("digests", day)
-        wanted = digest_config_hash(settings, prompts_fingerprint())
+        wanted = digest_config_hash(settings, prompts_fingerprint(), profile_fingerprint(settings))
     else:
         table = lake.read_day("day_manifests", day)
         wanted = settings.ingest_config_hash()
