@@ -14,8 +14,9 @@ The blend (README "Profiles"), for a paper kept by the profile's `exclude`:
 `generic` is the generic ranking's score (0-10: the LLM's against the interest, or the
 calibrated heuristic); `q_library` is the margin's quantile among the day's papers (0 lowest,
 1 highest, ties averaged); `w` is DIGEST_LIBRARY_WEIGHT (w = 0 without a library).
-authors_boost = 0.3 when a followed author signs the paper; keywords_boost = 0.1 per distinct
-`include` keyword in the title or abstract, at most 0.3. The stored score is 10 x relevance.
+authors_boost = 1 when a followed author signs the paper (their papers come before the others,
+which score at most 1.3); keywords_boost = 0.1 per distinct `include` keyword in the title or
+abstract, at most 0.3. The stored score is 10 x relevance.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from tasks.profiles import Profile
 from tasks.rank import Ranking
 
 SVM_C = 0.01  # arxiv-sanity-lite's default: strong regularisation, few positives
-AUTHOR_BOOST = 0.3
+AUTHOR_BOOST = 1.0
 KEYWORD_BOOST = 0.1
 KEYWORD_BOOST_MAX = 0.3
 _TOKEN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"  # arxiv-sanity-lite's: words, no bare numbers

@@ -165,9 +165,9 @@ def test_exclude_is_a_hard_filter_on_title_and_abstract():
 
 
 def test_blend_follows_the_documented_formula():
-    # w * q + (1 - w) * generic / 10 + 0.3 (author) + min(0.3, 0.1 * keywords)
+    # w * q + (1 - w) * generic / 10 + 1 (author) + min(0.3, 0.1 * keywords)
     assert blend(8.0, 0.5, 0.7, 0, False) == pytest.approx(0.7 * 0.5 + 0.3 * 0.8)
-    assert blend(8.0, None, 0.7, 2, True) == pytest.approx(0.8 + 0.3 + 0.2)
+    assert blend(8.0, None, 0.7, 2, True) == pytest.approx(0.8 + 1.0 + 0.2)
     assert blend(0.0, 1.0, 1.0, 5, False) == pytest.approx(1.0 + 0.3)
 
 
@@ -207,16 +207,16 @@ def test_profile_ranking_boosts_followed_authors_and_keywords_and_never_selects_
         top_n=3,
     )
     assert [(r.arxiv_id, r.score, r.rank, r.selected) for r in rankings] == [
-        ("2606.00003", 10.0, 1, True),  # 0.7 + four keywords, boost capped at 0.3
-        ("2606.00001", 9.0, 2, True),
-        ("2606.00004", 9.0, 3, True),  # 0.6 + 0.3 author boost, tie broken by generic score
+        ("2606.00004", 16.0, 1, True),  # 0.6 + 1 for a followed author: first
+        ("2606.00003", 10.0, 2, True),  # 0.7 + four keywords, boost capped at 0.3
+        ("2606.00001", 9.0, 3, True),
         ("2606.00002", 8.0, 4, False),
         ("2606.00005", 0.0, 5, False),  # excluded: last, never selected
     ]
     assert [r.why for r in rankings] == [
+        "by Ada Lovelace",
         "mentions diffusion, model, images, for",
         None,
-        "by Ada Lovelace",
         None,
         "excluded: mentions survey",
     ]
