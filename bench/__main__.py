@@ -479,6 +479,10 @@ def print_table(results: dict[str, Any]) -> None:
             f"after backfills {scale['peak_rss_mb']} MB",
         )
     )
+    if "profiles" in results:
+        from bench.profiles import table_lines
+
+        lines += table_lines(results["profiles"])
     width = max(len(a) for a, _, _ in lines)
     for a, b, c in lines:
         print(f"{a.ljust(width)}  {b}  {c}".rstrip())
@@ -523,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         results["backfill"] = backfill_scaling(tmp, day_counts, llm)
         biggest = Path(results["backfill"]["points"][-1]["work"]) / "lake"
         results["queries"] = analyst_queries(biggest, tmp, 5 if args.quick else 20)
+        from bench.profiles import library_precision
+
+        results["profiles"] = library_precision(llm.base_url)
     results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

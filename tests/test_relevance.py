@@ -268,3 +268,14 @@ def test_whys_are_read_back_from_rankings_old_lakes_without_the_column_give_none
 
     lake.write_day("rankings", day, lake.rows("rankings", [asdict(r) for r in rows]))
     assert ranking_whys(lake, day) == {"2606.00001": "by Ada"}
+
+
+def test_library_ranking_beats_the_generic_ranking_on_every_benchmark_topic():
+    # bench/profiles.py on the bundled day, the offline heuristic as the generic ranking.
+    from bench.profiles import library_precision
+
+    result = library_precision(None)
+    assert len(result["topics"]) >= 3
+    for topic, row in result["topics"].items():
+        assert row["library"] > row["generic"], topic
+        assert row["library"] >= 0.25, topic
