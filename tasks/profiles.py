@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import tomllib
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from arxiv_digest.categories import unknown_categories
 from arxiv_digest.errors import ConfigError
 from arxiv_digest.settings import Settings, secret_variables
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_PROFILE = "default"
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -288,7 +291,15 @@ def run_settings(settings: Settings) -> Settings:
     """The settings of a run: the active profile's (unchanged without DIGEST_PROFILES)."""
     if settings.profiles is None:
         return settings
-    return profile_settings(settings, active_profile(settings))
+    profiles = load_profiles(settings)
+    if len(profiles) > 1:
+        logger.warning(
+            "DIGEST_PROFILES declares %d profiles: this run digests the first, %r (one digest "
+            "per profile is not wired yet)",
+            len(profiles),
+            profiles[0].name,
+        )
+    return profile_settings(settings, profiles[0])
 
 
 def profile_fingerprint(settings: Settings) -> str:
