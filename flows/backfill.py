@@ -20,7 +20,6 @@ from tasks.fan_out import fan_out_days, wait_for_day_runs
 from tasks.lake import Lake
 from tasks.outputs import write_outputs_from_lake
 from tasks.preflight import preflight
-from tasks.profiles import run_settings
 from tasks.resume import day_complete
 
 
@@ -167,7 +166,7 @@ def days_to_do(
 ) -> DaysToDo:
     """Both backfills' prologue: settings, the range, preflight, the days not finished (all of
     them with `force`); the progress watcher, if any, learns how many."""
-    settings = run_settings(load_settings())
+    settings = load_settings()
     days = date_range(start, end, today_utc(), confirmed=confirmed)
     lake = preflight(settings, digest=digest)
     todo = [d for d in days if force or not day_complete(settings, lake, d, digest, retry_failed)]

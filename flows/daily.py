@@ -11,7 +11,6 @@ from arxiv_digest.settings import load_settings
 from flows.pipeline import digest_day
 from tasks.day_runs import DayPlan, RunSummary, run_days
 from tasks.preflight import preflight
-from tasks.profiles import run_settings
 
 
 @flow(name="daily-digest")
@@ -25,7 +24,7 @@ def daily_digest(
 
     `retry_failed` asks again the LLM requests whose answers stayed invalid in earlier runs.
     """
-    settings = run_settings(load_settings())
+    settings = load_settings()
     target = check_digest_date(date or today_utc(), today_utc())
     lake = preflight(settings, digest=digest)
     plan = DayPlan(

@@ -86,6 +86,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             # Why a profile's ranking placed it (library neighbour, keywords, authors); null
             # without profile features and in lakes written before profiles.
             ("why", pa.string()),
+            ("profile", pa.string()),
         ]
     ),
     "analyses": pa.schema(
@@ -98,6 +99,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("markdown", pa.string()),
             ("status", pa.string()),
             ("error", pa.string()),
+            ("profile", pa.string()),
         ]
     ),
     "key_findings": pa.schema(
@@ -108,6 +110,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("start_offset", pa.int32()),
             ("end_offset", pa.int32()),
             ("source", pa.string()),
+            ("profile", pa.string()),
         ]
     ),
     "digests": pa.schema(
@@ -123,6 +126,10 @@ SCHEMAS: dict[str, pa.Schema] = {
             # The day's LLM requests that ended failed (transient) / invalid (remembered).
             ("llm_failed", pa.int32()),
             ("llm_invalid", pa.int32()),
+            # The profile (tasks/profiles.py) whose digest this is, `default` without
+            # DIGEST_PROFILES; null in lakes written before profiles and in imported digests.
+            # rankings, analyses and key_findings carry it too.
+            ("profile", pa.string()),
         ]
     ),
     "llm_cache": pa.schema(

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,9 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from arxiv_digest.categories import unknown_categories
 from arxiv_digest.errors import ConfigError
-from arxiv_digest.settings import Settings, secret_variables
-
-logger = logging.getLogger(__name__)
+from arxiv_digest.settings import Settings, digest_config_hash, secret_variables
+from tasks.models import Paper
 
 DEFAULT_PROFILE = "default"
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -268,11 +267,6 @@ def _reason(exc: BaseException) -> str:
     return exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else str(exc)
 
 
-def active_profile(settings: Settings) -> Profile:
-    """The profile a run digests: the first one (several profiles per run are not wired yet)."""
-    return load_profiles(settings)[0]
-
-
 def profile_settings(settings: Settings, profile: Profile) -> Settings:
     """The settings a profile's digest is made with: its title, scope, interest, size and
     language in place of DIGEST_TOPIC, CATEGORIES, INTEREST, TOP_N and LANGUAGE."""
@@ -287,39 +281,59 @@ def profile_settings(settings: Settings, profile: Profile) -> Settings:
     )
 
 
-def run_settings(settings: Settings) -> Settings:
-    """The settings of a run: the active profile's (unchanged without DIGEST_PROFILES)."""
-    if settings.profiles is None:
+def fetch_settings(settings: Settings, profiles: Sequence[Profile]) -> Settings:
+    """The settings of a day's one fetch: the union of the profiles' categories (in order of
+    first mention); the settings themselves for the default profile."""
+    union = list(dict.fromkeys(c for p in profiles for c in p.categories))
+    if union == settings.categories:
         return settings
-    profiles = load_profiles(settings)
-    if len(profiles) > 1:
-        logger.warning(
-            "DIGEST_PROFILES declares %d profiles: this run digests the first, %r (one digest "
-            "per profile is not wired yet)",
-            len(profiles),
-            profiles[0].name,
-        )
-    return profile_settings(settings, profiles[0])
+    return settings.model_copy(update={"categories": union})
 
 
-def profile_fingerprint(settings: Settings) -> str:
-    """A hash of what the active profile adds to a digest (its keywords, authors, library
-    file and the library settings); empty without DIGEST_PROFILES, so the digests' config
-    hash stays what it was."""
+def in_scope(paper: Paper, profile: Profile) -> bool:
+    """Whether a paper of the day's fetch is in one of the profile's categories."""
+    return not set(paper.categories).isdisjoint(profile.categories)
+
+
+def output_dir(settings: Settings, profile: str) -> Path:
+    """Where a profile's digests and index go: DIGEST_OUTPUT_DIR itself without
+    DIGEST_PROFILES (today's paths), else its folder DIGEST_OUTPUT_DIR/<name>/."""
+    base = Path(settings.output_dir)
+    return base if settings.profiles is None and profile == DEFAULT_PROFILE else base / profile
+
+
+def artifact_key(profile: str, day: str) -> str:
+    """The Prefect artifact key of a profile's digest (keys allow lowercase, digits, dashes)."""
+    name = "" if profile == DEFAULT_PROFILE else f"{profile.replace('_', '-')}-"
+    return f"digest-{name}{day}"
+
+
+def profile_fingerprint(settings: Settings, profile: Profile) -> str:
+    """A hash of what a profile adds to its digest beyond its settings (its keywords, authors,
+    library file, the library settings, and DIGEST_TOPIC, which the shared analyses are
+    written for); empty without DIGEST_PROFILES, so the digests' config hash stays what it
+    was."""
     if settings.profiles is None:
         return ""
-    profile = active_profile(settings)
     relevant: dict[str, object] = {
         "name": profile.name,
         "include": profile.include,
         "exclude": profile.exclude,
         "authors": profile.authors,
+        "analysis_topic": settings.topic,
     }
     if profile.library is not None:
         relevant["library"] = hashlib.sha256(profile.library.read_bytes()).hexdigest()
         relevant["weight"] = settings.library_weight
         relevant["recent_days"] = settings.library_recent_days
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def profile_config_hash(settings: Settings, profile: Profile, prompts: str) -> str:
+    """The config hash of a profile's digest (a day finished under it is done for it)."""
+    return digest_config_hash(
+        profile_settings(settings, profile), prompts, profile_fingerprint(settings, profile)
+    )
 
 
 def check_notify_variables(profiles: tuple[Profile, ...]) -> None:

@@ -36,7 +36,7 @@ from tasks.coordination import throttled_arxiv_client
 from tasks.lake import Lake
 from tasks.library import LibraryDoc, document_text, load_library_docs, recent_papers
 from tasks.models import Paper
-from tasks.profiles import Profile
+from tasks.profiles import DEFAULT_PROFILE, Profile
 from tasks.rank import Ranking
 
 SVM_C = 0.01  # arxiv-sanity-lite's default: strong regularisation, few positives
@@ -274,10 +274,15 @@ def profile_library_matches(
     return library_matches(papers, background, docs)
 
 
-def ranking_whys(lake: Lake, day: date) -> dict[str, str]:
-    """arxiv_id -> why of a day's stored ranking (none from rankings without whys)."""
+def ranking_whys(lake: Lake, day: date, profile: str = DEFAULT_PROFILE) -> dict[str, str]:
+    """arxiv_id -> why of a profile's stored ranking of a day (none from rankings without
+    whys; rows without a profile, written before profiles, are the default profile's)."""
     table = lake.read_day("rankings", day)
     if table is None or "why" not in table.column_names:
         return {}
-    rows = table.select(["arxiv_id", "why"]).to_pylist()
-    return {row["arxiv_id"]: row["why"] for row in rows if row["why"]}
+    rows = table.to_pylist()
+    return {
+        row["arxiv_id"]: row["why"]
+        for row in rows
+        if row["why"] and (row.get("profile") or DEFAULT_PROFILE) == profile
+    }

@@ -13,9 +13,12 @@ from tasks.library import LibraryError
 from tasks.preflight import check_profiles
 from tasks.profiles import (
     Profile,
+    artifact_key,
+    fetch_settings,
     load_profiles,
-    profile_fingerprint,
-    run_settings,
+    output_dir,
+    profile_config_hash,
+    profile_settings,
 )
 from tests.conftest import TEST_DATA
 from tests.test_cli import assert_one_line_error, run_cli
@@ -60,9 +63,13 @@ def test_without_the_setting_one_default_profile_is_made_of_the_settings(setting
     assert load_profiles(settings) == (
         Profile(name="default", title="Robotics", categories=("cs.RO",), top_n=7, language="zh"),
     )
-    assert not load_profiles(settings)[0].uses_features
-    assert run_settings(settings) is settings
-    assert profile_fingerprint(settings) == ""
+    [default] = load_profiles(settings)
+    assert not default.uses_features
+    # Everything as before profiles: the fetch, the paths, the digest's config hash.
+    assert fetch_settings(settings, [default]) is settings
+    assert output_dir(settings, "default") == Path(settings.output_dir)
+    assert artifact_key("default", "2026-06-30") == "digest-2026-06-30"
+    assert profile_config_hash(settings, default, "p") == digest_config_hash(settings, "p")
 
 
 def test_an_empty_setting_means_no_profiles_file(settings_env, monkeypatch):
@@ -93,30 +100,44 @@ def test_profiles_are_read_in_order_with_settings_filling_missing_keys(settings_
     assert medical.uses_features and not everything.uses_features
 
 
-def test_a_run_digests_with_its_first_profiles_scope(settings_env, monkeypatch):
+def test_one_fetch_serves_the_union_of_categories_and_each_profile_its_own_settings(
+    settings_env, monkeypatch
+):
     write_profiles(settings_env, GOOD, monkeypatch)
-    settings = run_settings(load_settings())
-    assert (settings.topic, settings.categories, settings.top_n, settings.language) == (
+    settings = load_settings()
+    medical, everything = load_profiles(settings)
+    assert fetch_settings(settings, [medical, everything]).categories == ["cs.CV", "eess.IV"]
+    assert fetch_settings(settings, [everything]) is settings
+    own = profile_settings(settings, medical)
+    assert (own.topic, own.categories, own.interest, own.top_n, own.language) == (
         "Medical Imaging",
         ["cs.CV", "eess.IV"],
+        "medical image analysis",
         5,
         "en",
     )
-    assert settings.interest == "medical image analysis"
+    # With DIGEST_PROFILES every profile has its own folder and artifact key.
+    assert output_dir(settings, "medical") == Path(settings.output_dir) / "medical"
+    assert output_dir(settings, "default") == Path(settings.output_dir) / "default"
+    assert artifact_key("my_cv", "2026-06-30") == "digest-my-cv-2026-06-30"
 
 
 def test_the_digest_config_hash_changes_with_the_library_but_not_without_profiles(
     settings_env, monkeypatch
 ):
-    plain = load_settings()
-    before = digest_config_hash(plain, "prompts")
-    assert digest_config_hash(plain, "prompts", profile_fingerprint(plain)) == before
     write_profiles(settings_env, GOOD, monkeypatch)
     settings = load_settings()
-    first = profile_fingerprint(settings)
+    medical, everything = load_profiles(settings)
+    first = profile_config_hash(settings, medical, "p")
+    assert first != profile_config_hash(settings, everything, "p")
     with (settings_env / "libs" / "medical.bib").open("a") as bib:
         bib.write("\n@misc{new, title = {Another paper}}\n")
-    assert first and profile_fingerprint(settings) != first
+    assert profile_config_hash(settings, medical, "p") != first
+    # DIGEST_TOPIC is what the shared analyses are written for: part of every profile's hash.
+    monkeypatch.setenv("DIGEST_TOPIC", "Robotics")
+    assert profile_config_hash(load_settings(), everything, "p") != profile_config_hash(
+        settings, everything, "p"
+    )
 
 
 # Each bad file: what it says, and what the one error line must name (file, line, key, why).
