@@ -527,9 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         results["backfill"] = backfill_scaling(tmp, day_counts, llm)
         biggest = Path(results["backfill"]["points"][-1]["work"]) / "lake"
         results["queries"] = analyst_queries(biggest, tmp, 5 if args.quick else 20)
-        from bench.profiles import library_precision
+        from bench.profiles import k_profiles, library_precision
 
         results["profiles"] = library_precision(llm.base_url)
+        results["profiles"]["k_profiles"] = k_profiles(tmp, replay.url, llm, replay)
     results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

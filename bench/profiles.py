@@ -1,6 +1,7 @@
-"""Profiles benchmark: precision@10 of library ranking against the generic ranking, real data.
+"""Profiles benchmark: precision@10 of library ranking against the generic ranking, real data;
+with --k, 1 and 5 profiles over the bundled day through the daily flow.
 
-    python -m bench.profiles [--llm URL]
+    python -m bench.profiles [--llm URL] [--k]
 
 The only recorded day (tests/servers/data/listing-2026-06-30.jsonl, its 267 cs.CV papers, the
 default digest's scope) is split in two halves by arXiv id (alternate ids in sorted order, so
@@ -22,11 +23,13 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP = 10
+DAY = date(2026, 6, 30)  # the bundled real day (announced 2026-06-30)
 # Topic -> what a relevant title says (case-insensitive). Topics with enough papers on the day
 # for precision@10 to mean something (at least 6 relevant papers in each half).
 TOPICS = {
@@ -169,6 +172,129 @@ def library_precision(llm_url: str | None = None) -> dict[str, Any]:
     }
 
 
+# The k-profiles run: five readers of one fetch (cs.CV OR cs.CL), against one profile with the
+# same categories, so arXiv is asked the same either way.
+FIVE_PROFILES = """
+[[profile]]
+name = "vision"
+categories = ["cs.CV"]
+
+[[profile]]
+name = "video"
+title = "Video"
+categories = ["cs.CV"]
+include = ["video", "videos"]
+interest = "video generation and understanding"
+
+[[profile]]
+name = "medical"
+title = "Medical AI"
+categories = ["cs.CV", "cs.CL"]
+interest = "medical imaging and clinical language models"
+library = "{library}"
+
+[[profile]]
+name = "three-d"
+title = "3D Vision"
+categories = ["cs.CV"]
+include = ["3D", "Gaussian splatting", "reconstruction"]
+
+[[profile]]
+name = "language"
+title = "Vision and Language"
+categories = ["cs.CL", "cs.CV"]
+interest = "vision-language models, multimodal LLMs"
+"""
+ONE_PROFILE = """
+[[profile]]
+name = "all"
+categories = ["cs.CV", "cs.CL"]
+"""
+
+
+def k_profiles(tmp: Path, arxiv_url: str, llm: Any, replay: Any, latency_ms: int = 50) -> dict:
+    """1 and 5 profiles over the bundled day, each in a fresh lake: arXiv requests, LLM calls
+    against distinct (paper, template, language) analyses and findings + per-profile ranking
+    and summary calls, and the wall-time ratio."""
+    import os
+
+    import duckdb
+
+    from flows.daily import daily_digest
+
+    library = ROOT / "tests" / "data" / "libraries" / "medical.bib"
+    llm.set_latency(latency_ms)
+    runs = {}
+    for k, text in ((1, ONE_PROFILE), (5, FIVE_PROFILES.format(library=library))):
+        work = tmp / f"profiles-{k}"
+        work.mkdir(parents=True)
+        (work / "profiles.toml").write_text(text, encoding="utf-8")
+        env = {
+            "DIGEST_LAKE_URL": str(work / "lake"),
+            "DIGEST_DUCKDB_PATH": str(work / "digest.duckdb"),
+            "DIGEST_OUTPUT_DIR": str(work / "output"),
+            "DIGEST_ARXIV_API_URL": arxiv_url,
+            "DIGEST_ARXIV_DELAY_S": "0",
+            "DIGEST_LLM_MODEL": "openai/fake-model",
+            "DIGEST_LLM_API_BASE": llm.base_url,
+            "DIGEST_LLM_CONCURRENCY": "8",
+            "DIGEST_FULLTEXT": "false",
+            "DIGEST_LOOKBACK_DAYS": "0",
+            "DIGEST_PROFILES": str(work / "profiles.toml"),
+        }
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        try:
+            before = len(replay.requests)
+            started = time.perf_counter()
+            summary = daily_digest(date=DAY)
+            wall = time.perf_counter() - started
+            requests = replay.requests[before:]
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        con = duckdb.connect(str(work / "digest.duckdb"), read_only=True)
+        try:
+            calls = dict(
+                con.execute(
+                    "SELECT stage, count(*) FROM llm_calls WHERE run_id = ? AND NOT cache_hit "
+                    "GROUP BY stage",
+                    [summary.run_id],
+                ).fetchall()
+            )
+            distinct, rows = con.execute(
+                "SELECT count(DISTINCT (arxiv_id, template, language)), count(*) FROM analyses"
+            ).fetchone()
+            picks = con.execute(
+                "SELECT profile, count(*) FROM rankings WHERE selected GROUP BY ALL ORDER BY 1"
+            ).fetchall()
+        finally:
+            con.close()
+        runs[k] = {
+            "wall_s": round(wall, 2),
+            "arxiv_requests": sum(1 for r in requests if r["params"].get("search_query")),
+            "library_lookups": sum(1 for r in requests if not r["params"].get("search_query")),
+            "picks": dict(picks),
+            "distinct_analyses": distinct,
+            "analysis_rows": rows,
+            "llm_calls": calls,
+            "llm_calls_total": sum(calls.values()),
+            # Each distinct (paper, template, language) analysed once, its findings asked once;
+            # ranking batches and the summary per profile.
+            "analyses_asked_once": calls.get("analysis_abstract", 0) == distinct,
+        }
+    llm.set_latency(0)
+    return {
+        "latency_ms": latency_ms,
+        "runs": runs,
+        "same_arxiv_requests": runs[1]["arxiv_requests"] == runs[5]["arxiv_requests"],
+        "wall_ratio_5_to_1": round(runs[5]["wall_s"] / runs[1]["wall_s"], 2),
+    }
+
+
 def table_lines(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Rows for the benchmark table: one per topic."""
     lines = []
@@ -182,17 +308,36 @@ def table_lines(result: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"library {row['library_size']:.1f} papers",
             )
         )
+    k = result.get("k_profiles")
+    if k:
+        one, five = k["runs"][1], k["runs"][5]
+        lines.append(
+            (
+                "5 profiles vs 1",
+                f"arXiv requests {five['arxiv_requests']} vs {one['arxiv_requests']}; LLM calls "
+                f"{five['llm_calls_total']} vs {one['llm_calls_total']} ({five['llm_calls']}); "
+                f"analyses {five['distinct_analyses']} distinct for {five['analysis_rows']} "
+                "profile rows",
+                f"wall {five['wall_s']} s vs {one['wall_s']} s: ratio {k['wall_ratio_5_to_1']}",
+            )
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profiles", description=__doc__)
     parser.add_argument("--llm", help="a fake LLM's /v1 URL (default: start one in-process)")
+    parser.add_argument(
+        "--k", action="store_true", help="also 1 vs 5 profiles through the daily flow"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import os
+    import tempfile
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from tests.servers.fake_llm import FakeLLMServer
 
     if args.llm:
@@ -200,9 +345,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with FakeLLMServer() as server:
             result = library_precision(server.base_url)
+            if args.k:
+                from prefect.testing.utilities import prefect_test_harness
+
+                from tests.servers.arxiv_replay import ReplayServer
+
+                with (
+                    tempfile.TemporaryDirectory(prefix="bench-profiles-") as name,
+                    prefect_test_harness(server_startup_timeout=120),
+                    ReplayServer() as replay,
+                ):
+                    result["k_profiles"] = k_profiles(Path(name), replay.url, server, replay)
     for a, b, c in table_lines(result):
         print(f"{a}  {b}  {c}")
-    print(json.dumps({k: v for k, v in result.items() if k != "topics"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "topics"}, indent=2, default=str))
     return 0 if result["all_beat_generic"] else 1
 
 
