@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -82,6 +84,21 @@ class Settings(BaseSettings):
     def _split_notify_urls(cls, value: object) -> object:
         return split_notify_urls(value) if isinstance(value, str) else value
 
+    # Profiles (README "Profiles"): DIGEST_PROFILES names a TOML file of [[profile]] tables;
+    # without it there is one profile, `default`, made of the settings above. LIBRARY_WEIGHT is
+    # the library's share of a profile's relevance (the rest is the LLM's score, or the
+    # heuristic's); LIBRARY_RECENT_DAYS how many days of the lake's papers (up to the digest
+    # day) the library is told apart from.
+    profiles: str | None = None
+    library_weight: float = Field(0.7, ge=0, le=1)
+    library_recent_days: int = Field(30, ge=1, le=365)
+
+    @field_validator("profiles")
+    @classmethod
+    def _profiles_path(cls, value: str | None) -> str | None:
+        # An empty variable means "no profiles file": the one default profile.
+        return (value or "").strip() or None
+
     @field_validator("categories", mode="before")
     @classmethod
     def _split_categories(cls, value: object) -> object:
@@ -137,8 +154,12 @@ class Settings(BaseSettings):
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def digest_config_hash(settings: Settings, prompts_fingerprint: str) -> str:
-    """Everything that decides a rendered digest: a day finished under the same hash is done."""
+def digest_config_hash(settings: Settings, prompts_fingerprint: str, profile: str = "") -> str:
+    """Everything that decides a rendered digest: a day finished under the same hash is done.
+
+    `profile` fingerprints a profiles file and its library (tasks/profiles.py); without
+    DIGEST_PROFILES it is empty and the hash is the one digests had before profiles existed.
+    """
     relevant = {
         "ingest": settings.ingest_config_hash(),
         "topic": settings.topic,
@@ -150,6 +171,8 @@ def digest_config_hash(settings: Settings, prompts_fingerprint: str) -> str:
         "fulltext": settings.fulltext,
         "prompts": prompts_fingerprint,
     }
+    if profile:
+        relevant["profile"] = profile
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -214,3 +237,17 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(_describe_error(err) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def secret_variables(names: Iterable[str]) -> dict[str, SecretStr | None]:
+    """The values of the environment variables a profile names (its `notify` Apprise URLs),
+    read here at the settings edge, from the environment or `.env` like the settings; kept as
+    secrets (never logged or stored). A variable that is unset or empty maps to None."""
+    from dotenv import dotenv_values
+
+    dotenv = dotenv_values(".env") if os.path.isfile(".env") else {}
+    found: dict[str, SecretStr | None] = {}
+    for name in names:
+        value = os.environ.get(name) or dotenv.get(name)
+        found[name] = SecretStr(value) if value else None
+    return found

@@ -486,6 +486,10 @@ def print_table(results: dict[str, Any]) -> None:
         from bench.summary import table_line
 
         lines.append(table_line(results["summary"]))
+    if "profiles" in results:
+        from bench.profiles import table_lines
+
+        lines += table_lines(results["profiles"])
     width = max(len(a) for a, _, _ in lines)
     for a, b, c in lines:
         print(f"{a.ljust(width)}  {b}  {c}".rstrip())
@@ -536,6 +540,10 @@ def main(argv: list[str] | None = None) -> int:
             tmp / "llm-bound" / "lake", DAY, model="openai/fake-model", api_base=llm.base_url
         )
         results["trends"] = trends.run(tmp, days=90, repeats=5 if args.quick else 20)
+        from bench.profiles import k_profiles, library_precision
+
+        results["profiles"] = library_precision(llm.base_url)
+        results["profiles"]["k_profiles"] = k_profiles(tmp, replay.url, llm, replay)
     results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

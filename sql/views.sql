@@ -29,26 +29,35 @@ SELECT m.digest_date,
 FROM day_manifests m
 -- Digests written before the LLM counts existed lack the column: the empty SELECT adds it
 -- (NULL), so a lake or catalog of older days still binds.
-LEFT JOIN (SELECT digest_date, llm_failed FROM (
+-- A day has one digest per profile, all made by the same run: one row per day.
+LEFT JOIN (SELECT digest_date, max(llm_failed) AS llm_failed FROM (
                SELECT * FROM digests UNION ALL BY NAME
                SELECT CAST(NULL AS DATE) AS digest_date, CAST(NULL AS INTEGER) AS llm_failed
-               WHERE false)) g
+               WHERE false)
+           GROUP BY digest_date) g
     USING (digest_date);
 
--- The index of every digest (output/README.md): its paper count and the titles of its first
--- three papers in rank order. A digest imported without rankings has no titles here.
+-- The index of every digest (output/README.md, or each profile's folder's): its paper count
+-- and the titles of its first three papers in rank order. A digest imported without rankings
+-- has no titles here. Rows written before profiles have no profile: they are the default's
+-- (the empty SELECTs add the column to lakes older than it).
 CREATE OR REPLACE VIEW digest_index AS
-SELECT g.digest_date, g.paper_count,
+SELECT g.profile, g.digest_date, g.paper_count,
        coalesce(list(t.title ORDER BY t.rank) FILTER (WHERE t.title IS NOT NULL),
                 []) AS top_titles
-FROM digests g
+FROM (SELECT * REPLACE (coalesce(profile, 'default') AS profile) FROM (
+          SELECT * FROM digests UNION ALL BY NAME
+          SELECT CAST(NULL AS VARCHAR) AS profile WHERE false)) g
 LEFT JOIN (
-    SELECT r.digest_date, r.rank, p.title
-    FROM rankings r JOIN papers p USING (arxiv_id, digest_date)
+    SELECT r.profile, r.digest_date, r.rank, p.title
+    FROM (SELECT * REPLACE (coalesce(profile, 'default') AS profile) FROM (
+              SELECT * FROM rankings UNION ALL BY NAME
+              SELECT CAST(NULL AS VARCHAR) AS profile WHERE false)) r
+    JOIN papers p USING (arxiv_id, digest_date)
     WHERE r.selected
-    QUALIFY row_number() OVER (PARTITION BY r.digest_date ORDER BY r.rank) <= 3
-) t USING (digest_date)
-GROUP BY g.digest_date, g.paper_count;
+    QUALIFY row_number() OVER (PARTITION BY r.profile, r.digest_date ORDER BY r.rank) <= 3
+) t USING (profile, digest_date)
+GROUP BY g.profile, g.digest_date, g.paper_count;
 
 -- name: term_views
 -- Each key phrase's weekly share of papers (weeks start on Monday): papers using it that week

@@ -30,6 +30,7 @@ from tasks.render import (
     SECTION_END,
     TOC_HEADER,
     VENUE_LABEL,
+    WHY_LABEL,
     Digest,
     DigestFormatError,
     DigestPaper,
@@ -65,6 +66,7 @@ class _RawPaper:
     published: str = ""
     categories: str = ""
     venue: str = ""
+    why: str = ""
     abstract: str = ""
     analysis: tuple[int, int] = (0, 0)
     findings: str = ""
@@ -112,14 +114,17 @@ def _scan_paper(text: str, start: int, end: int, arxiv_id: str) -> _RawPaper:
     raw.authors, pos = _until(text, pos, end, "\n\n**Published:** ", "**Published:**", True)
     raw.published, pos = _until(text, pos, end, "\n\n**Categories:** ", "**Categories:**", True)
     raw.categories, pos = _until(text, pos, end, "\n\n", "**Abstract:**", True)
-    if text.startswith(VENUE_LABEL, pos, end):
-        raw.venue, pos = _until(
-            text, pos + len(VENUE_LABEL), end, "\n\n**Abstract:**\n\n", "**Abstract:**", True
-        )
-    elif text.startswith("**Abstract:**\n\n", pos, end):
-        pos += len("**Abstract:**\n\n")
-    else:
+    # Optional one-line metadata between the categories and the abstract, in this order: the
+    # venue (enrichment) and why a profile's ranking picked the paper.
+    for label, field in ((VENUE_LABEL, "venue"), (WHY_LABEL, "why")):
+        if text.startswith(label, pos, end):
+            value, pos = _until(text, pos + len(label), end, "\n\n", "**Abstract:**", True)
+            if not value.strip():
+                raise DigestFormatError(f"an empty {label.strip()} line")
+            setattr(raw, field, value)
+    if not text.startswith("**Abstract:**\n\n", pos, end):
         raise DigestFormatError("missing **Abstract:**")
+    pos += len("**Abstract:**\n\n")
     raw.abstract, pos = _until(text, pos, end, "\n\n**Analysis:**\n\n", "**Analysis:**", False)
     links, raw.code_urls = _scan_links(text, pos, end, arxiv_id)
     # The analysis is LLM text and may say "**Key Findings:**" itself; findings never can.
@@ -320,6 +325,7 @@ def _parse_paper(text: str, raw: _RawPaper) -> DigestPaper:
         key_findings=findings,
         code_urls=raw.code_urls,
         venue=unescape_markdown_inline(raw.venue),
+        why=unescape_markdown_inline(raw.why),
     )
 
 

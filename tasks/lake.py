@@ -92,6 +92,10 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("source", pa.string()),
             ("rank", pa.int32()),
             ("selected", pa.bool_()),
+            # Why a profile's ranking placed it (library neighbour, keywords, authors); null
+            # without profile features and in lakes written before profiles.
+            ("why", pa.string()),
+            ("profile", pa.string()),
         ]
     ),
     "analyses": pa.schema(
@@ -104,6 +108,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("markdown", pa.string()),
             ("status", pa.string()),
             ("error", pa.string()),
+            ("profile", pa.string()),
         ]
     ),
     "key_findings": pa.schema(
@@ -114,6 +119,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("start_offset", pa.int32()),
             ("end_offset", pa.int32()),
             ("source", pa.string()),
+            ("profile", pa.string()),
         ]
     ),
     "digests": pa.schema(
@@ -129,6 +135,10 @@ SCHEMAS: dict[str, pa.Schema] = {
             # The day's LLM requests that ended failed (transient) / invalid (remembered).
             ("llm_failed", pa.int32()),
             ("llm_invalid", pa.int32()),
+            # The profile (tasks/profiles.py) whose digest this is, `default` without
+            # DIGEST_PROFILES; null in lakes written before profiles and in imported digests.
+            # rankings, analyses and key_findings carry it too.
+            ("profile", pa.string()),
         ]
     ),
     "llm_cache": pa.schema(
@@ -189,6 +199,10 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
+
+# Papers of readers' libraries looked up on arXiv by id (tasks/library.py): the columns of
+# `papers`, in the partition of the digest day whose ranking looked them up.
+SCHEMAS["library_papers"] = SCHEMAS["papers"]
 
 
 def papers_table(papers: Sequence[Paper]) -> pa.Table:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
@@ -16,6 +16,7 @@ from tasks.key_findings import Finding
 from tasks.lake import Lake
 from tasks.markdown_text import EMPTY, escape_markdown_inline, unescape_markdown_inline
 from tasks.models import Paper
+from tasks.profiles import DEFAULT_PROFILE, load_profiles, output_dir
 from tasks.render import Digest, DigestPaper, failed_analysis_placeholder
 
 
@@ -47,9 +48,12 @@ def build_digest(
     papers: list[Paper],
     analyses: list[Analysis],
     findings: dict[str, list[Finding]],
+    whys: Mapping[str, str] | None = None,
 ) -> Digest:
-    """The renderer's input: selected papers in rank order, failed analyses as placeholders."""
+    """The renderer's input: selected papers in rank order, failed analyses as placeholders,
+    each paper's why (a profile's ranking reason) where `whys` has one."""
     markdown = {a.arxiv_id: a.markdown for a in analyses}
+    whys = whys or {}
     return Digest(
         digest_date=day,
         topic=topic,
@@ -66,6 +70,7 @@ def build_digest(
                 key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])),
                 code_urls=p.enrichment.code_urls,
                 venue=p.enrichment.venue_line(),
+                why=whys.get(p.arxiv_id, ""),
             )
             for p in papers
         ),
@@ -88,14 +93,16 @@ class IndexRow(NamedTuple):
     top_titles: list[str]
 
 
-def index_rows(settings: Settings) -> list[IndexRow]:
-    """Every digest the catalog's `digest_index` view lists (sql/views.sql), newest first."""
+def index_rows(settings: Settings, profile: str = DEFAULT_PROFILE) -> list[IndexRow]:
+    """Every digest of a profile the catalog's `digest_index` view lists (sql/views.sql),
+    newest first."""
     # Opened for writing like registration (not read-only): a flow running in this process
     # may hold the catalog open that way, and DuckDB refuses a second configuration of a file.
     with open_catalog(settings) as con:
         rows = con.execute(
             "SELECT digest_date, paper_count, top_titles FROM digest_index "
-            "ORDER BY digest_date DESC"
+            "WHERE profile = ? ORDER BY digest_date DESC",
+            [profile],
         ).fetchall()
     return [IndexRow(*row) for row in rows]
 
@@ -126,21 +133,27 @@ def render_index(rows: Iterable[IndexRow], charts: Sequence[Chart] = ()) -> str:
 
 
 def write_index(settings: Settings) -> bool:
-    """Write output/README.md from the catalog (once a run has registered its days), linking
-    the charts write_charts drew; False if it already said the same."""
-    return write_if_changed(
-        Path(settings.output_dir) / "README.md",
-        render_index(index_rows(settings), chart_links(settings.output_dir)),
-    )
+    """Write each profile's README.md (output/README.md without DIGEST_PROFILES) from the
+    catalog, once a run has registered its days; False if they already said the same. The
+    charts (lake-wide, tasks/charts.py) are linked from the index that sits beside them."""
+    changed = False
+    charts = chart_links(settings.output_dir)
+    for profile in load_profiles(settings):
+        folder = output_dir(settings, profile.name)
+        beside = folder.resolve() == Path(settings.output_dir).resolve()
+        text = render_index(index_rows(settings, profile.name), charts if beside else ())
+        changed |= write_if_changed(folder / "README.md", text)
+    return changed
 
 
 def write_outputs_from_lake(settings: Settings, lake: Lake, days: list[date]) -> None:
     """DIGEST_OUTPUT_DIR made from the lake (after the catalog was rebuilt from it): the digests
     other machines rendered, the charts and the index."""
-    output = Path(settings.output_dir)
     for day in days:
         table = lake.read_day("digests", day)
-        if table is not None and table.num_rows:
-            write_if_changed(output / f"{day.isoformat()}.md", table.column("markdown")[0].as_py())
+        for row in table.to_pylist() if table is not None else []:
+            # A row without a profile (written before profiles, or imported) is the default's.
+            folder = output_dir(settings, row.get("profile") or DEFAULT_PROFILE)
+            write_if_changed(folder / f"{day.isoformat()}.md", row["markdown"])
     write_charts(settings)
     write_index(settings)

@@ -14,7 +14,9 @@ from arxiv_digest.paths import directory_problem
 from arxiv_digest.settings import Settings
 from tasks.catalog import check_catalog_path
 from tasks.lake import Lake, open_lake
+from tasks.library import read_library
 from tasks.notify_channels import check_notify_urls
+from tasks.profiles import check_notify_variables, load_profiles
 
 
 def check_output_dir(settings: Settings) -> None:
@@ -28,11 +30,21 @@ def preflight(settings: Settings, *, digest: bool = True) -> Lake:
     """The configured lake, once every setting a run depends on has been checked.
 
     URLs and values were validated when the settings were read; here come the places: the
-    output directory and the notification URLs (only when digests are rendered), the DuckDB
-    file, then the lake.
+    output directory, the notification URLs and the profiles with their libraries (only when
+    digests are rendered), the DuckDB file, then the lake.
     """
     if digest:
         check_output_dir(settings)
         check_notify_urls(settings)
+        check_profiles(settings)
     check_catalog_path(settings)
     return open_lake(settings)
+
+
+def check_profiles(settings: Settings) -> None:
+    """DIGEST_PROFILES parses, its libraries read, its `notify` variables are set."""
+    profiles = load_profiles(settings)
+    for profile in profiles:
+        if profile.library is not None:
+            read_library(profile.library)
+    check_notify_variables(profiles)

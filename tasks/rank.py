@@ -41,6 +41,7 @@ class Ranking:
     source: str  # llm | heuristic
     rank: int
     selected: bool
+    why: str | None = None  # a profile's reason (tasks/relevance.py); None for generic ranking
 
 
 def heuristic_score(paper: Paper, topic: str, interest: str, categories: Sequence[str]) -> float:

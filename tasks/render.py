@@ -52,6 +52,9 @@ class DigestPaper:
     # categories, and a link per code URL after the PDF and arXiv links.
     code_urls: tuple[str, ...] = ()
     venue: str = ""  # e.g. "CVPR 2026, accepted"
+    # Why a profile's ranking picked it (tasks/relevance.py): printed as a **Why:** line after
+    # the categories only when not empty, so digests without profile features keep the format.
+    why: str = ""
 
     @property
     def abs_url(self) -> str:
@@ -123,6 +126,7 @@ def normalize_digest(digest: Digest) -> Digest:
                 ),
                 code_urls=tuple(u for u in paper.code_urls if SAFE_URL.fullmatch(u)),
                 venue=normalize_inline(paper.venue).strip(),
+                why=normalize_inline(paper.why).strip(),
             )
             for paper in digest.papers
         ),
@@ -138,6 +142,7 @@ PAPERS_HEADER = "\n\n---\n\n## Papers\n\n"
 KEY_FINDINGS_HEADER = "\n\n**Key Findings:**\n\n"
 VENUE_LABEL = "**Venue:** "
 SECTION_END = "\n---\n\n"
+WHY_LABEL = "**Why:** "
 
 
 def links_head(arxiv_id: str) -> str:
@@ -162,6 +167,7 @@ def links_tail(arxiv_id: str, code_urls: tuple[str, ...] = ()) -> str:
 def _render_paper(paper: DigestPaper) -> str:
     arxiv_id = check_arxiv_id(paper.arxiv_id)
     findings = "\n".join(f"- {escape_markdown_block(finding)}" for finding in paper.key_findings)
+    why = f"{WHY_LABEL}{escape_markdown_inline(paper.why)}\n\n" if paper.why else ""
     return (
         f"<a id='{arxiv_id}'></a>\n"
         f"## [{escape_markdown_inline(paper.title)}]({paper.abs_url})\n\n"
@@ -169,6 +175,7 @@ def _render_paper(paper: DigestPaper) -> str:
         f"**Published:** {paper.published.isoformat()}\n\n"
         f"**Categories:** {escape_list_items(paper.categories)}\n\n"
         + (f"{VENUE_LABEL}{escape_markdown_inline(paper.venue)}\n\n" if paper.venue else "")
+        + why
         + f"**Abstract:**\n\n{escape_markdown_block(paper.abstract)}\n\n"
         f"**Analysis:**\n\n{escape_llm_markdown(paper.analysis_md)}"
         f"{KEY_FINDINGS_HEADER}{findings or EMPTY}"

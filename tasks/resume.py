@@ -9,8 +9,9 @@ from datetime import date
 import pyarrow as pa
 
 from arxiv_digest.errors import DayCancelledError, DigestError, LakeError
-from arxiv_digest.settings import Settings, digest_config_hash
+from arxiv_digest.settings import Settings
 from tasks.lake import Lake
+from tasks.profiles import DEFAULT_PROFILE, fetch_settings, load_profiles, profile_config_hash
 from tasks.prompts import prompts_fingerprint
 
 
@@ -22,20 +23,25 @@ def day_complete(
     A digest with transient LLM failures is not finished (the next run asks just those again);
     with `retry_invalid`, neither is one with answers that stayed invalid.
     """
-    if digest:
-        table = lake.read_day("digests", day)
-        wanted = digest_config_hash(settings, prompts_fingerprint())
-    else:
+    profiles = load_profiles(settings)
+    if not digest:
         table = lake.read_day("day_manifests", day)
-        wanted = settings.ingest_config_hash()
-    done = (
-        table is not None
-        and table.num_rows == 1
-        and (table.column("config_hash")[0].as_py() == wanted)
-    )
-    if not done or not digest:
-        return done
-    assert table is not None
+        wanted = fetch_settings(settings, profiles).ingest_config_hash()
+        return (
+            table is not None
+            and table.num_rows == 1
+            and table.column("config_hash")[0].as_py() == wanted
+        )
+    table = lake.read_day("digests", day)
+    if table is None:
+        return False
+    # One row per profile (a row without a profile, written before profiles, is the default's).
+    rows = {(row.get("profile") or DEFAULT_PROFILE): row for row in table.to_pylist()}
+    prompts = prompts_fingerprint()
+    for profile in profiles:
+        row = rows.get(profile.name)
+        if row is None or row["config_hash"] != profile_config_hash(settings, profile, prompts):
+            return False
     return _count(table, "llm_failed") == 0 and not (
         retry_invalid and _count(table, "llm_invalid") > 0
     )
@@ -45,7 +51,7 @@ def _count(table: pa.Table, column: str) -> int:
     # Digests written before these counts existed lack the column: nothing known failed.
     if column not in table.column_names:
         return 0
-    return int(table.column(column)[0].as_py() or 0)
+    return max((int(v or 0) for v in table.column(column).to_pylist()), default=0)
 
 
 def mark_digest_failed(lake: Lake, day: date) -> None:

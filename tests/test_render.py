@@ -221,7 +221,23 @@ HOSTILE = [
         r"^(# Title|<iframe|```|===|- #|- ---)",
         id="llm-and-findings-block-starts",
     ),
+    pytest.param(
+        {"why": "near “[x](http://evil)” <img src=x>\n## Injected\n\n**Abstract:**\n\n"},
+        r"(\[x\]\(|(?<!\\)<img|^## Injected|^\*\*Abstract:\*\*\n\n\*\*Abstract)",
+        id="why-link-html-heading",
+    ),
 ]
+
+
+def test_render_prints_why_line_only_when_a_profile_gave_one():
+    plain = render_digest(make_digest(make_paper(1)))
+    assert "**Why:**" not in plain
+    text = render_digest(make_digest(make_paper(1, why="by Ada Lovelace; mentions *video*")))
+    why = "**Why:** by Ada Lovelace; mentions \\*video\\*\n\n"
+    assert f"**Categories:** cs.CV, cs.AI\n\n{why}**Abstract:**" in text
+    assert text.replace(why, "") == plain
+    assert validate_digest(text) == []
+    assert parse_digest(text).papers[0].why == "by Ada Lovelace; mentions *video*"
 
 
 @pytest.mark.parametrize(("fields", "forbidden"), HOSTILE)
@@ -382,6 +398,7 @@ PAPERS = st.builds(
     key_findings=st.lists(TEXT, max_size=3).map(tuple),
     code_urls=st.lists(URLS, max_size=3).map(tuple),
     venue=TEXT,
+    why=TEXT,
 )
 DIGESTS = st.builds(
     Digest,

@@ -34,6 +34,8 @@ What it serves, in order of precedence:
    unparsable query, a malformed ``id_list`` id, a bad ``start``/``max_results``/``sortBy``/
    ``sortOrder`` get HTTP 400 with an arXiv-style error feed. ``id_list`` keeps only the listed ids
    (intersected with ``search_query`` when both are given; repeats of a row are kept here too).
+   A plain ``id_list`` lookup (no ``search_query``, as for papers of a reader's library) answers
+   like the real API: each listed id once, in the list's order, whatever ``sortBy``/``sortOrder``.
    Sorting: ``submittedDate`` / ``lastUpdatedDate`` by published / updated, ties in file order;
    ``relevance`` is file order; ``descending`` reverses the whole list (so the client default,
    relevance/descending, is REVERSED file order). Then ``[start:start+max_results]``. An empty
@@ -778,6 +780,8 @@ class ReplayServer(LoopbackServer):
         if wanted:
             wanted_set = {w.strip() for w in wanted}
             docs = [d for d in docs if d.ids & wanted_set]
+            if not query.strip():
+                docs = _one_per_listed_id(docs, wanted)
 
         key = (_norm_query(query), id_list)
         omit, commit = self._late_decision(key, start)
@@ -786,11 +790,13 @@ class ReplayServer(LoopbackServer):
             docs = [d for d in docs if d.entry["id"] != late_id]
 
         ordered = docs
-        if sort_by != "relevance":
+        if wanted and not query.strip():
+            pass  # a plain id_list lookup answers in the list's order, whatever the sort
+        elif sort_by != "relevance":
             attr = "published" if sort_by == "submittedDate" else "updated"
             # Python's sort is stable, so ties stay in file order.
             ordered = sorted(docs, key=lambda d: d.entry[attr])
-        if sort_order == "descending":
+        if sort_order == "descending" and not (wanted and not query.strip()):
             ordered = ordered[::-1]
         page = "".join(d.xml for d in ordered[start : start + max_results])
         body = _feed_document(page, query, start, max_results, len(ordered), id_list, None)
@@ -813,6 +819,19 @@ class ReplayServer(LoopbackServer):
             self._late_runs[key] = omit
 
         return omit, commit
+
+
+def _one_per_listed_id(docs: Sequence[_Doc], wanted: Sequence[str]) -> list[_Doc]:
+    """A plain id_list lookup as arXiv answers it: each listed id once, in the list's order
+    (the listing's repeats of a cross-listed paper are one paper to the real API)."""
+    found: list[_Doc] = []
+    seen: set[str] = set()
+    for paper_id in (w.strip() for w in wanted):
+        doc = next((d for d in docs if paper_id in d.ids), None)
+        if doc is not None and doc.entry["id"] not in seen:
+            seen.add(doc.entry["id"])
+            found.append(doc)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
