@@ -124,7 +124,26 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a $KEY parameter of the query (repeatable)",
     )
+    _add_format(query)
     return parser
+
+
+def _add_format(command: argparse.ArgumentParser) -> None:
+    from tasks.result_formats import FORMATS, TABLE_ROWS
+
+    command.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help=f"output on stdout: table (first {TABLE_ROWS} rows, says how many more), "
+        "or every row as csv, json (an array of objects) or markdown (default table)",
+    )
+
+
+def _print_result(columns: list[str], rows: list[tuple[Any, ...]], output: str) -> None:
+    from tasks.result_formats import FORMATTERS
+
+    sys.stdout.write(FORMATTERS[output](columns, rows))
 
 
 def _params(pairs: Sequence[str]) -> dict[str, str]:
@@ -135,16 +154,6 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
             raise ConfigError(f"--param {pair!r} is not KEY=VALUE")
         params[key] = value
     return params
-
-
-def _print_rows(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    cells = [columns] + [["" if v is None else str(v) for v in row] for row in rows]
-    widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(columns))]
-    for index, row in enumerate(cells):
-        print("  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
-    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -280,7 +289,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError("the query needs " + ", ".join(f"--param {m}=..." for m in missing))
     columns, rows = run_query(load_settings(), sql, params or None)
-    _print_rows(columns, rows)
+    _print_result(columns, rows, args.format)
     return 0
 
 
