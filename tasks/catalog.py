@@ -164,18 +164,24 @@ RUNS_SCHEMA = pa.schema(
 )
 
 
-def httpfs_extension_path() -> Path:
-    """The httpfs build shipped by the `duckdb-extension-httpfs` package (no download needed)."""
-    import duckdb_extension_httpfs
+def extension_path(name: str) -> Path:
+    """A DuckDB extension's build shipped by the `duckdb-extension-<name>` package (httpfs, aws,
+    fts), loaded by file path: DuckDB cannot download extensions here."""
+    import importlib
 
-    base = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    package = importlib.import_module(f"duckdb_extension_{name}")
+    base = Path(str(package.__file__)).parent / "extensions"
     version = duckdb.__version__
-    matches = sorted(base.glob(f"v{version}/httpfs.duckdb_extension")) or sorted(
-        base.glob("*/httpfs.duckdb_extension")
+    matches = sorted(base.glob(f"v{version}/{name}.duckdb_extension")) or sorted(
+        base.glob(f"*/{name}.duckdb_extension")
     )
     if not matches:
-        raise CatalogError(f"no httpfs extension for DuckDB {version} under {base}")
+        raise CatalogError(f"no {name} extension for DuckDB {version} under {base}")
     return matches[0]
+
+
+def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(f"LOAD {_sql_literal(str(extension_path(name)))}")
 
 
 def _sql_literal(value: str) -> str:
@@ -185,14 +191,17 @@ def _sql_literal(value: str) -> str:
 def configure_s3(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """Load httpfs by path and give this connection (only) the lake's S3 credentials.
 
-    The secret is TEMPORARY: it lives in this connection's memory and never in the DuckDB file.
-    httpfs copies AWS_* variables into plain settings when it loads, where `current_setting` and
-    `duckdb_settings()` would show them; those are emptied, so the secret (which DuckDB redacts)
-    is the only place the credentials live.
+    With AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY set, those keys; without them, the standard AWS
+    credential chain (the `aws` extension: profiles and SSO through AWS_PROFILE and the shared
+    config/credentials files, web identity, container and instance roles), refreshed when
+    temporary credentials expire. The secret is TEMPORARY: it lives in this connection's memory
+    and never in the DuckDB file. httpfs copies AWS_* variables into plain settings when it
+    loads, where `current_setting` and `duckdb_settings()` would show them; those are emptied,
+    so the secret (which DuckDB redacts) is the only place the credentials live.
     """
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
-    con.execute(f"LOAD {_sql_literal(str(httpfs_extension_path()))}")
+    load_extension(con, "httpfs")
     for setting in ("s3_access_key_id", "s3_secret_access_key", "s3_session_token"):
         con.execute(f"SET {setting} = ''")
     options = {
@@ -200,17 +209,32 @@ def configure_s3(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
         "REGION": _sql_literal(settings.aws_region),
         "URL_STYLE": "'path'" if settings.aws_endpoint_url else "'vhost'",
     }
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        options["KEY_ID"] = _sql_literal(settings.aws_access_key_id)
-        options["SECRET"] = _sql_literal(settings.aws_secret_access_key.get_secret_value())
-    if settings.aws_session_token:
-        options["SESSION_TOKEN"] = _sql_literal(settings.aws_session_token.get_secret_value())
+    key_id, secret = settings.aws_access_key_id, settings.aws_secret_access_key
+    if key_id and secret:
+        options["KEY_ID"] = _sql_literal(key_id)
+        options["SECRET"] = _sql_literal(secret.get_secret_value())
+        if settings.aws_session_token:
+            options["SESSION_TOKEN"] = _sql_literal(settings.aws_session_token.get_secret_value())
+    else:
+        load_extension(con, "aws")
+        options["PROVIDER"] = "credential_chain"
+        options["REFRESH"] = "'auto'"
     if settings.aws_endpoint_url:
         parts = urlsplit(settings.aws_endpoint_url)
         options["ENDPOINT"] = _sql_literal(parts.netloc or parts.path)
         options["USE_SSL"] = "true" if parts.scheme == "https" else "false"
     body = ", ".join(f"{key} {value}" for key, value in options.items())
-    con.execute(f"CREATE OR REPLACE TEMPORARY SECRET lake_s3 ({body})")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMPORARY SECRET lake_s3 ({body})")
+    except duckdb.Error as exc:
+        if options.get("PROVIDER") != "credential_chain":
+            raise
+        raise CatalogError(
+            f"the lake is on S3 ({settings.lake_url}) but the AWS credential chain found no "
+            "credentials: set AWS_PROFILE (a profile or SSO session; run `aws sso login` when "
+            "it has expired), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an "
+            f"instance or container role applies ({' '.join(str(exc).split())})"
+        ) from None
 
 
 def _is_lock_conflict(exc: duckdb.Error) -> bool:

@@ -104,3 +104,61 @@ def test_cli_query_table_says_how_many_rows_it_left_out(settings, capsys):
 
 def settings_dir(settings):
     return Path(settings.duckdb_path).parent
+
+
+# -- the AWS credential chain ----------------------------------------------------------------
+
+PROFILE_KEY_ID = "PROFILEKEYID0000"
+PROFILE_SECRET = "profile-secret-do-not-leak"
+
+
+@pytest.fixture
+def profile_lake(settings_env, s3_bucket, monkeypatch, tmp_path):
+    """A registered S3 lake on moto, then no AWS key variables: only a profile in a temporary
+    shared credentials file (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE, AWS_PROFILE)."""
+    from arxiv_digest.settings import load_settings
+    from tests.test_query_readonly import lake_with_papers
+
+    monkeypatch.setenv("DIGEST_LAKE_URL", f"s3://{s3_bucket}/lake")
+    lake_with_papers(load_settings())  # the pipeline writes with its keys
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    credentials, config = tmp_path / "aws-credentials", tmp_path / "aws-config"
+    credentials.write_text(
+        f"[analyst]\naws_access_key_id = {PROFILE_KEY_ID}\n"
+        f"aws_secret_access_key = {PROFILE_SECRET}\n",
+        encoding="utf-8",
+    )
+    config.write_text("[profile analyst]\nregion = us-east-1\n", encoding="utf-8")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "analyst")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role probe here
+    settings = load_settings()
+    assert settings.aws_access_key_id is None and settings.aws_endpoint_url
+    return settings
+
+
+def test_s3_catalog_reads_with_credentials_from_a_profile_file(profile_lake):
+    from tasks.catalog import open_analyst_connection, run_query
+
+    assert run_query(profile_lake, "SELECT count(*) FROM papers")[1] == [(2,)]
+    with open_analyst_connection(profile_lake) as con:
+        provider, secret = con.execute(
+            "SELECT provider, secret_string FROM duckdb_secrets() WHERE name = 'lake_s3'"
+        ).fetchone()
+        shown = repr(con.execute("SELECT name, value FROM duckdb_settings()").fetchall())
+    # The chain found the profile's key (its secret stays redacted), at the settings' endpoint.
+    assert provider == "credential_chain" and f"key_id={PROFILE_KEY_ID}" in secret
+    endpoint = profile_lake.aws_endpoint_url.removeprefix("http://")
+    assert f"endpoint={endpoint}" in secret
+    assert PROFILE_SECRET not in secret and PROFILE_SECRET not in shown
+
+
+def test_s3_catalog_without_any_credentials_is_one_line_error(profile_lake, monkeypatch, capsys):
+    from tests.test_cli import assert_one_line_error
+
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    code, out, err = run_cli(capsys, "query", "SELECT count(*) FROM papers")
+    assert_one_line_error(code, err, "AWS credential chain found no credentials", "AWS_PROFILE")
+    assert out == ""
