@@ -8,6 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from arxiv_digest.errors import ConfigError, DigestError
@@ -125,6 +126,17 @@ def _parser() -> argparse.ArgumentParser:
         help="a $KEY parameter of the query (repeatable)",
     )
     _add_format(query)
+
+    search = sub.add_parser(
+        "search", help="papers ranked by BM25 relevance of title and abstract (read-only)"
+    )
+    search.add_argument("text", help='words to look for, e.g. "gaussian splatting"')
+    search.add_argument("--start", help="first digest date YYYY-MM-DD (default: the first)")
+    search.add_argument("--end", help="last digest date YYYY-MM-DD (default: the last)")
+    search.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="the best N papers (default 20)"
+    )
+    _add_format(search)
     return parser
 
 
@@ -293,12 +305,31 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from arxiv_digest.dates import parse_date
+    from arxiv_digest.resources import analyst_queries
+    from arxiv_digest.settings import load_settings
+    from tasks.catalog import run_query
+
+    start = parse_date(args.start, what="start date") if args.start is not None else date.min
+    end = parse_date(args.end, what="end date") if args.end is not None else date.max
+    if start > end:
+        raise ConfigError(f"--start {start} is after --end {end}")
+    if args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, not {args.limit}")
+    params = {"text": args.text, "start": start, "end": end, "limit": args.limit}
+    columns, rows = run_query(load_settings(), analyst_queries()["search_papers"], params)
+    _print_result(columns, rows, args.format)
+    return 0
+
+
 COMMANDS = {
     "run": _cmd_run,
     "backfill": _cmd_backfill,
     "catalog": _cmd_catalog,
     "import-digest": _cmd_import_digest,
     "query": _cmd_query,
+    "search": _cmd_search,
 }
 
 

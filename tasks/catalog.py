@@ -27,6 +27,7 @@ from arxiv_digest.resources import sql_sections
 from arxiv_digest.settings import Settings
 from tasks.analyst import admit, lake_prefix
 from tasks.lake import PARTITION, SCHEMAS, Lake
+from tasks.search import sync_search
 
 if TYPE_CHECKING:
     from tasks.ingest import FetchedWindow
@@ -466,6 +467,7 @@ def register_run(
     def action(con: duckdb.DuckDBPyConnection) -> None:
         create_schema(con)
         refresh_views(con, lake)
+        sync_search(con, lake)
         _upsert_days(con, run.run_id, days)
         _insert_run(con, row)
 
@@ -489,6 +491,7 @@ def refresh_catalog(settings: Settings, lake: Lake) -> None:
     def action(con: duckdb.DuckDBPyConnection) -> None:
         create_schema(con)
         refresh_views(con, lake)
+        sync_search(con, lake)
 
     _with_retries(action, settings)
 
@@ -514,8 +517,10 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
     def action(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("DROP TABLE IF EXISTS days")
         con.execute("DROP TABLE IF EXISTS runs")
+        con.execute("DROP SCHEMA IF EXISTS search CASCADE")
         create_schema(con)
         refresh_views(con, lake)
+        sync_search(con, lake)
         if lake.has_data("runs"):
             con.execute(sections["rebuild_runs"], {"glob": lake.runs_glob()})
         con.execute(sections["rebuild_days"])
@@ -544,6 +549,7 @@ def open_analyst_connection(settings: Settings) -> Iterator[duckdb.DuckDBPyConne
     allowed = _sql_literal(lake_prefix(settings))
     with open_catalog(settings, read_only=True) as con:
         try:
+            load_extension(con, "fts")  # the search index's stemmer (tasks/search.py)
             for statement in (
                 f"SET allowed_directories = [{allowed}]",
                 "SET enable_external_access = false",

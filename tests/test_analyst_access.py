@@ -162,3 +162,320 @@ def test_s3_catalog_without_any_credentials_is_one_line_error(profile_lake, monk
     code, out, err = run_cli(capsys, "query", "SELECT count(*) FROM papers")
     assert_one_line_error(code, err, "AWS credential chain found no credentials", "AWS_PROFILE")
     assert out == ""
+
+
+# -- full-text search ------------------------------------------------------------------------
+
+DAY = date(2026, 6, 30)
+
+
+def bundled_day_papers() -> list:
+    """The bundled real day (tests/servers/data, 2026-06-30) as the pipeline stores it: its cs.CV
+    listing, deduplicated (267 papers)."""
+    from tasks.dedup import dedupe_papers
+    from tasks.models import Paper
+    from tests.servers.arxiv_replay import BUNDLED_DAY, load_listing_day
+
+    candidates = [
+        Paper(
+            arxiv_id=e["id"],
+            version=e["version"],
+            title=e["title"],
+            authors=tuple(e["authors"]),
+            abstract=e["summary"],
+            categories=tuple(e["categories"]),
+            primary_category=e["primary_category"],
+            published=e["published"],
+            updated=e["updated"],
+            comment=e["comment"],
+            abs_url=e["abs_url"],
+            pdf_url=e["pdf_url"],
+        )
+        for e in load_listing_day(BUNDLED_DAY)
+        if "cs.CV" in e["categories"]
+    ]
+    return list(dedupe_papers(DAY, candidates).papers)
+
+
+@pytest.fixture
+def bundled_day(settings):
+    """The bundled day in a local lake, registered."""
+    from tasks.catalog import refresh_catalog
+    from tasks.lake import open_lake, papers_table
+
+    lake = open_lake(settings)
+    lake.write_day("papers", DAY, papers_table(bundled_day_papers()))
+    refresh_catalog(settings, lake)
+    return settings
+
+
+def fts_reference_scores(settings, text: str) -> list[tuple[str, float]]:
+    """match_bm25 of the fts extension's own index (create_fts_index) over the same papers,
+    best first: what the search index must reproduce."""
+    import duckdb
+
+    from tasks.catalog import load_extension
+    from tasks.lake import Lake
+
+    lake = Lake.from_settings(settings)
+    con = duckdb.connect()
+    try:
+        load_extension(con, "fts")
+        con.execute(
+            "CREATE TABLE p AS SELECT arxiv_id, title, abstract FROM read_parquet(?)",
+            [lake.glob("papers")],
+        )
+        con.execute("PRAGMA create_fts_index('p', 'arxiv_id', 'title', 'abstract')")
+        return con.execute(
+            "SELECT arxiv_id, score FROM (SELECT arxiv_id, "
+            "fts_main_p.match_bm25(arxiv_id, ?) AS score FROM p) WHERE score IS NOT NULL "
+            "ORDER BY score DESC, arxiv_id",
+            [text],
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def search(settings, text: str, limit: int = 1000) -> list[tuple]:
+    from arxiv_digest.resources import analyst_queries
+    from tasks.catalog import run_query
+
+    params = {"text": text, "start": "2000-01-01", "end": "2100-01-01", "limit": limit}
+    return run_query(settings, analyst_queries()["search_papers"], params)[1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["gaussian splatting", "Diffusion models for video", "3D-GS", "the", "naïve café résumé"],
+)
+def test_search_scores_are_the_fts_extensions_bm25(bundled_day, text):
+    expected = fts_reference_scores(bundled_day, text)
+    got = search(bundled_day, text)
+    assert [(r[3], r[1]) for r in got] == [(i, round(s, 4)) for i, s in expected]
+    assert [r[0] for r in got] == list(range(1, len(got) + 1))
+
+
+def test_search_command_ranks_the_bundled_days_papers_on_a_topic(bundled_day, capsys):
+    code, out, err = run_cli(capsys, "search", "gaussian splatting", "--format", "json")
+    assert code == 0 and err == ""
+    found = json.loads(out)
+    assert len(found) == 20 and [r["rank"] for r in found] == list(range(1, 21))
+    scores = [r["score"] for r in found]
+    assert scores == sorted(scores, reverse=True) and scores[-1] > 0
+    assert all(r["digest_date"] == "2026-06-30" for r in found)
+    # On topic: every one of the best ten is about splatting, most of them Gaussian splatting.
+    titles = [r["title"].lower() for r in found[:10]]
+    assert all("splat" in t for t in titles)
+    assert sum("gaussian splatting" in t for t in titles) >= 8
+
+
+def test_search_command_keeps_to_its_date_range_and_limit(bundled_day, capsys):
+    code, out, _ = run_cli(capsys, "search", "diffusion", "--limit", "3", "--format", "csv")
+    assert code == 0 and len(list(csv.reader(io.StringIO(out)))) == 1 + 3
+    code, out, _ = run_cli(
+        capsys, "search", "diffusion", "--start", "2026-07-01", "--format", "json"
+    )
+    assert code == 0 and json.loads(out) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--start", "2026-7-1"], "start date '2026-7-1' is not a valid date"),
+        (["--start", "2026-07-02", "--end", "2026-07-01"], "is after --end"),
+        (["--limit", "0"], "--limit must be at least 1"),
+    ],
+)
+def test_search_command_rejects_bad_arguments(bundled_day, capsys, argv, needle):
+    from tests.test_cli import assert_one_line_error
+
+    code, out, err = run_cli(capsys, "search", "diffusion", *argv)
+    assert_one_line_error(code, err, needle)
+    assert out == ""
+
+
+# -- named queries over the search index answer as over the lake's views ---------------------
+
+# The named queries as they read the papers views before the catalog's copy and word index
+# (git history of sql/queries/): each must still give exactly these answers.
+PLAIN_QUERIES = {
+    "keyword_trend_by_week": """
+        SELECT date_trunc('week', digest_date) AS week,
+               count(*) AS papers,
+               count(*) FILTER (WHERE title ILIKE '%' || $keyword || '%'
+                                   OR abstract ILIKE '%' || $keyword || '%') AS mentioning,
+               round(mentioning / count(*), 4) AS share
+        FROM papers GROUP BY week ORDER BY week""",
+    "top_authors": """
+        SELECT author, count(*) AS papers, min(digest_date) AS first_seen,
+               max(digest_date) AS last_seen
+        FROM (SELECT digest_date, unnest(authors) AS author FROM papers
+              WHERE digest_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE))
+        GROUP BY author ORDER BY papers DESC, author LIMIT CAST($limit AS INTEGER)""",
+    "cross_list_share": """
+        SELECT digest_date, count(*) AS papers,
+               count(*) FILTER (WHERE primary_category <> $category) AS cross_listed,
+               round(cross_listed / count(*), 4) AS cross_list_share
+        FROM papers WHERE list_contains(categories, $category)
+        GROUP BY digest_date ORDER BY digest_date""",
+    "papers_per_category_per_day": """
+        SELECT digest_date, category, count(*) AS papers FROM paper_categories
+        WHERE digest_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
+        GROUP BY ALL ORDER BY digest_date, papers DESC, category""",
+}
+
+EDGE_DAY = date(2026, 7, 6)
+# Titles and abstracts where case folding, whitespace and LIKE wildcards matter.
+EDGE_TEXTS = [
+    ("İstanbul Straße: ß and ẞ", "Tabs\tand\nnew lines\r\nand\x0bvertical and\u00a0no-break"),
+    ("NAÏVE Café", "100% of 3D-GS_models; a\\b and C:\\\\path; (brackets) [x] {y} 'q' \"dq\""),
+    ("Σίσυφος ΣΊΣΥΦΟΣ", "Gaussian  splatting   with   spaces; gaussian-splatting; splat_ing"),
+    ("Empty abstract", ""),
+]
+KEYWORDS = [
+    "diffusion",
+    "DIFFUSION",
+    "gaussian splatting",
+    "Gaussian  Splatting",
+    "e",
+    "",
+    " ",
+    "%",
+    "_",
+    "3d",
+    "3D-GS",
+    "gs_models",
+    "splat_ing",
+    "splat%ing",
+    "a\\b",
+    "c:\\\\",
+    "naïve",
+    "NAIVE",
+    "café",
+    "i̇stanbul",
+    "İSTANBUL",
+    "straße",
+    "STRASSE",
+    "ẞ",
+    "σίσυφος",
+    "ΣΊΣΥΦΟΣ",
+    "tabs\tand",
+    "lines\r",
+    "and\x0bvertical",
+    "and\u00a0no",
+    "(brackets)",
+    "'q'",
+    '"dq"',
+    "no such word xyz",
+]
+
+
+@pytest.fixture
+def two_days(bundled_day):
+    """The bundled day plus a day of papers with awkward text, registered."""
+    from tasks.catalog import refresh_catalog
+    from tasks.lake import open_lake, papers_table
+    from tests.conftest import make_paper
+
+    lake = open_lake(bundled_day)
+    papers = [
+        make_paper(
+            f"2607.0000{n}",
+            published="2026-07-05T10:00:00",
+            title=title,
+            abstract=abstract,
+            categories=("cs.CV", "cs.LG") if n % 2 else ("cs.LG", "cs.CV"),
+            authors=("Ada Lovelace", "Ada Lovelace", "Émile Zola"),
+        )
+        for n, (title, abstract) in enumerate(EDGE_TEXTS)
+    ]
+    lake.write_day("papers", EDGE_DAY, papers_table(papers))
+    refresh_catalog(bundled_day, lake)
+    return bundled_day
+
+
+def both_answers(con, name, params):
+    """The named query's rows and its plain form's, on one analyst connection."""
+    from arxiv_digest.resources import analyst_queries
+
+    return tuple(
+        con.execute(sql, params).fetchall()
+        for sql in (analyst_queries()[name], PLAIN_QUERIES[name])
+    )
+
+
+def test_keyword_trend_by_week_answers_as_ilike_over_papers(two_days):
+    from tasks.catalog import open_analyst_connection
+
+    with open_analyst_connection(two_days) as con:
+        answers = [both_answers(con, "keyword_trend_by_week", {"keyword": k}) for k in KEYWORDS]
+    for keyword, (indexed, plain) in zip(KEYWORDS, answers, strict=True):
+        assert indexed == plain, keyword
+    # The keywords do tell papers apart (a query answering "none" everywhere would pass above).
+    counts = {k: sum(r[2] for r in a[0]) for k, a in zip(KEYWORDS, answers, strict=True)}
+    assert counts["diffusion"] > 10 and counts["no such word xyz"] == 0 and counts[""] == 271
+    assert counts["İSTANBUL"] == 1 and counts["naïve"] >= 1
+    assert counts["straße"] == 1 and counts["splat%ing"] >= counts["splat_ing"] > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("top_authors", {"start": "2026-06-01", "end": "2026-07-31", "limit": "25"}),
+        ("top_authors", {"start": "2026-07-01", "end": "2026-07-31", "limit": "5"}),
+        ("cross_list_share", {"category": "cs.CV"}),
+        ("cross_list_share", {"category": "cs.LG"}),
+        ("papers_per_category_per_day", {"start": "2026-06-01", "end": "2026-07-31"}),
+        ("papers_per_category_per_day", {"start": "2026-07-01", "end": "2026-07-06"}),
+    ],
+)
+def test_named_query_over_the_catalog_copy_answers_as_over_the_views(two_days, name, params):
+    from tasks.catalog import open_analyst_connection
+
+    with open_analyst_connection(two_days) as con:
+        indexed, plain = both_answers(con, name, params)
+    assert indexed == plain and plain
+
+
+def index_state(settings):
+    """What the search index holds, by arxiv id (docids differ between a sync and a rebuild)."""
+    from tasks.catalog import open_catalog
+
+    with open_catalog(settings, read_only=True) as con:
+        return {
+            "docs": con.execute(
+                "SELECT digest_date, arxiv_id, title, len FROM search.docs ORDER BY arxiv_id"
+            ).fetchall(),
+            "postings": con.execute(
+                "SELECT d.arxiv_id, t.term, p.tf, p.len FROM search.postings p "
+                "JOIN search.docs d USING (docid) JOIN search.terms t USING (termid) "
+                "ORDER BY ALL"
+            ).fetchall(),
+            "words": con.execute(
+                "SELECT d.arxiv_id, w.word FROM search.word_docs wd "
+                "JOIN search.docs d USING (docid) JOIN search.words w USING (wordid) ORDER BY ALL"
+            ).fetchall(),
+            "papers": con.execute("SELECT count(*) FROM papers").fetchone()[0],
+        }
+
+
+def test_search_index_follows_changed_and_removed_days_as_a_rebuild_makes_it(two_days, monkeypatch):
+    import tasks.search
+    from tasks.catalog import rebuild_catalog, refresh_catalog
+    from tasks.lake import open_lake, papers_table
+    from tests.conftest import make_paper
+
+    monkeypatch.setattr(tasks.search, "UNSORTED_ROWS", 10**9)  # no sort: appended postings
+    lake = open_lake(two_days)
+    replaced = [make_paper("2607.10001", published="2026-07-05T11:00:00", title="Replaced day")]
+    lake.write_day("papers", EDGE_DAY, papers_table(replaced))
+    lake.write_day("papers", date(2026, 7, 7), papers_table([make_paper("2607.20001")]))
+    refresh_catalog(two_days, lake)
+    lake.fs.delete_file(lake.day_path("papers", date(2026, 7, 7)))
+    refresh_catalog(two_days, lake)
+    synced = index_state(two_days)
+    assert synced["papers"] == 268 and len(synced["docs"]) == 268
+    assert ("2607.10001", "replac") in {(a, t) for a, t, _, _ in synced["postings"]}
+    assert not any(arxiv_id.startswith("2607.0") for _, arxiv_id, *_ in synced["docs"])
+    rebuild_catalog(two_days, lake)
+    assert index_state(two_days) == synced

@@ -23,6 +23,7 @@ PARAMS = {
     "keyword": "diffusion",
     "category": "cs.CV",
     "day": "2026-06-30",
+    "text": "diffusion vision",
 }
 
 
