@@ -22,10 +22,16 @@ candidates AS (
     SELECT docid FROM search.docs WHERE (SELECT len(parts) FROM keyword) = 0
 ),
 mentioning AS (
+    SELECT docid FROM candidates WHERE NOT (SELECT needs_ilike FROM keyword)
+    UNION ALL
+    -- Texts are read only when the keyword needs ILIKE (a join with nothing to join ends its
+    -- scan); `c.docid < 0` (never true) keeps the test after the join, on candidates only.
     SELECT c.docid
-    FROM candidates c JOIN search.docs d USING (docid)
-    WHERE NOT (SELECT needs_ilike FROM keyword)
-       OR d.title ILIKE '%' || $keyword || '%' OR d.abstract ILIKE '%' || $keyword || '%'
+    FROM (SELECT docid FROM candidates WHERE (SELECT needs_ilike FROM keyword)) c
+    JOIN search.docs d
+        ON d.docid = c.docid
+       AND (d.title ILIKE '%' || $keyword || '%' OR d.abstract ILIKE '%' || $keyword || '%'
+            OR c.docid < 0)
 )
 SELECT date_trunc('week', d.digest_date) AS week,
        count(*) AS papers,

@@ -9,24 +9,29 @@ WITH query_terms AS (
         USING (term)
 ),
 hits AS (
-    SELECT p.termid, p.docid, p.tf, p.len, count(*) OVER (PARTITION BY p.termid) AS df
+    SELECT p.docid, p.tf, p.len, count(*) OVER (PARTITION BY p.termid) AS df
     FROM search.postings p JOIN query_terms USING (termid)
 ),
-corpus AS (SELECT count(*) AS num_docs, avg(len) AS avgdl FROM search.docs),
-in_range AS (
-    SELECT docid FROM search.docs
-    WHERE digest_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
+corpus AS (  -- in DOUBLE from here (DECIMAL arithmetic is several times slower)
+    SELECT CAST(count(*) AS DOUBLE) AS num_docs, avg(len) AS avgdl,
+           1.2::DOUBLE AS k, 0.75::DOUBLE AS b
+    FROM search.docs
 ),
-best AS (
+scores AS (
     SELECT h.docid,
            sum(log((num_docs - df + 0.5) / (df + 0.5) + 1)
-               * (tf * (1.2 + 1) / (tf + 1.2 * (1 - 0.75 + 0.75 * (len / avgdl))))) AS score
+               * (tf * (k + 1) / (tf + k * (1 - b + b * (len / avgdl))))) AS score
     FROM hits h, corpus
-    WHERE h.docid IN (SELECT docid FROM in_range)
     GROUP BY h.docid
+),
+best AS (  -- the best few first: only they are numbered and get their titles
+    SELECT s.docid, s.score, d.arxiv_id
+    FROM scores s JOIN search.docs d USING (docid)
+    WHERE d.digest_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
+    ORDER BY s.score DESC, d.arxiv_id
+    LIMIT CAST($limit AS INTEGER)
 )
-SELECT row_number() OVER (ORDER BY b.score DESC, d.arxiv_id) AS rank,
-       round(b.score, 4) AS score, d.digest_date, d.arxiv_id, d.title
+SELECT row_number() OVER (ORDER BY b.score DESC, b.arxiv_id) AS rank,
+       round(b.score, 4) AS score, d.digest_date, b.arxiv_id, d.title
 FROM best b JOIN search.docs d USING (docid)
-ORDER BY rank
-LIMIT CAST($limit AS INTEGER);
+ORDER BY rank;
