@@ -546,24 +546,28 @@ def open_analyst_connection(settings: Settings) -> Iterator[duckdb.DuckDBPyConne
     impossible afterwards. DuckDB applies these settings to its whole in-process instance of the
     catalog file; catalog connections are short-lived, so no other connection shares it.
     """
-    allowed = _sql_literal(lake_prefix(settings))
     with open_catalog(settings, read_only=True) as con:
-        try:
-            load_extension(con, "fts")  # the search index's stemmer (tasks/search.py)
-            for statement in (
-                f"SET allowed_directories = [{allowed}]",
-                "SET enable_external_access = false",
-                "SET autoinstall_known_extensions = false",
-                "SET autoload_known_extensions = false",
-                "SET python_enable_replacements = false",
-                "SET lock_configuration = true",
-            ):
-                con.execute(statement)
-        except duckdb.Error as exc:
-            raise CatalogError(
-                f"cannot restrict the query connection: {_first_line(exc)}"
-            ) from None
+        restrict_connection(con, settings)
         yield con
+
+
+def restrict_connection(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Load what analyst SQL may call (fts's stemmer, for the search index), then let the
+    connection read the lake and nothing else, and lock its configuration."""
+    allowed = _sql_literal(lake_prefix(settings))
+    try:
+        load_extension(con, "fts")
+        for statement in (
+            f"SET allowed_directories = [{allowed}]",
+            "SET enable_external_access = false",
+            "SET autoinstall_known_extensions = false",
+            "SET autoload_known_extensions = false",
+            "SET python_enable_replacements = false",
+            "SET lock_configuration = true",
+        ):
+            con.execute(statement)
+    except duckdb.Error as exc:
+        raise CatalogError(f"cannot restrict the query connection: {_first_line(exc)}") from None
 
 
 def run_query(

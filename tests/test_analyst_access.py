@@ -479,3 +479,156 @@ def test_search_index_follows_changed_and_removed_days_as_a_rebuild_makes_it(two
     assert not any(arxiv_id.startswith("2607.0") for _, arxiv_id, *_ in synced["docs"])
     rebuild_catalog(two_days, lake)
     assert index_state(two_days) == synced
+
+
+# -- connect(): the catalog in a notebook ------------------------------------------------------
+
+
+def test_notebook_reads_views_and_named_queries_into_pandas(two_days):
+    import pandas as pd
+
+    from arxiv_digest import connect
+
+    with connect() as con:  # settings from the environment, as in a notebook
+        papers = con.sql(
+            "SELECT digest_date, arxiv_id, title, categories FROM papers ORDER BY arxiv_id"
+        ).df()
+        per_category = (
+            papers.explode("categories").groupby("categories")["arxiv_id"].count().sort_values()
+        )
+        authors = con.named("top_authors", start="2026-06-01", end="2026-07-31", limit=3).df()
+        trend = con.sql("SELECT * FROM paper_categories WHERE category = $c", {"c": "cs.LG"}).df()
+        found = con.named(
+            "search_papers",
+            text="gaussian splatting",
+            start="2026-01-01",
+            end="2026-12-31",
+            limit=5,
+        ).arrow()
+    assert isinstance(papers, pd.DataFrame) and len(papers) == 271
+    assert list(papers.columns) == ["digest_date", "arxiv_id", "title", "categories"]
+    assert per_category["cs.CV"] == 271
+    assert list(authors.columns) == ["author", "papers", "first_seen", "last_seen"]
+    assert authors.iloc[0]["author"] == "Ada Lovelace" and authors.iloc[0]["papers"] == 8
+    assert (
+        len(trend) > 4
+        and found.num_rows == 5
+        and found.column("rank").to_pylist() == [1, 2, 3, 4, 5]
+    )
+
+
+@pytest.fixture
+def notebook(local, settings):
+    from arxiv_digest import connect
+
+    con = connect(settings)
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def local(settings, tmp_path):
+    """The lake and outside paths of tests/test_query_readonly.py's refusal cases."""
+    from tests.test_query_readonly import local_paths
+
+    return local_paths(settings, tmp_path)
+
+
+def refused_statements():
+    from tests.test_query_readonly import REFUSED_LOCAL
+
+    return REFUSED_LOCAL
+
+
+@pytest.mark.parametrize(
+    ("sql", "needle"), list(refused_statements().values()), ids=list(refused_statements())
+)
+def test_notebook_connection_refuses_what_query_refuses_and_writes_nothing(
+    notebook, local, tmp_path, sql, needle
+):
+    from arxiv_digest.errors import CatalogError
+    from tests.test_query_readonly import files_under
+
+    before = files_under(tmp_path)
+    with pytest.raises(CatalogError) as refused:
+        notebook.sql(sql.format(**local))
+    assert needle in str(refused.value)
+    assert files_under(tmp_path) == before
+    assert notebook.sql("SELECT count(*) FROM papers").fetchall() == [(2,)]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "write_csv",
+        "write_parquet",
+        "to_csv",
+        "to_parquet",
+        "create",
+        "create_view",
+        "insert",
+        "insert_into",
+        "update",
+        "query",
+        "to_table",
+        "to_view",
+        "execute",
+        "sql_query",
+    ],
+)
+def test_notebook_results_only_fetch(notebook, method):
+    result = notebook.sql("SELECT * FROM papers")
+    assert not hasattr(result, method)
+    assert result.shape == (2, len(result.columns)) and result.fetchone() is not None
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET lock_configuration = false",
+        "SELECT * FROM read_text('/etc/passwd')",
+        "COPY (SELECT 1) TO '{out}/copy.csv'",
+        "CREATE TABLE t AS SELECT 1",
+        "INSTALL fts",
+    ],
+)
+def test_notebook_duckdb_refuses_even_past_the_statement_check(notebook, local, tmp_path, sql):
+    """The private DuckDB connection itself: read-only copy, locked settings, no outside files."""
+    import duckdb
+
+    from tests.test_query_readonly import files_under
+
+    before = files_under(tmp_path)
+    with pytest.raises(duckdb.Error):
+        notebook._con.execute(sql.format(**local)).fetchall()
+    assert files_under(tmp_path) == before
+
+
+def test_notebook_holds_no_lock_on_the_catalog_and_cleans_up(notebook, settings):
+    """A run registers while a notebook is open (the notebook works on its own copy)."""
+    from tasks.catalog import open_catalog, refresh_catalog
+    from tasks.lake import open_lake
+
+    assert notebook.snapshot != Path(settings.duckdb_path) and notebook.snapshot.exists()
+    refresh_catalog(settings, open_lake(settings))  # a writer, in this very process
+    with open_catalog(settings) as writer:
+        writer.execute("INSERT INTO days (digest_date, status) VALUES (DATE '2020-01-01', 'x')")
+    assert notebook.sql("SELECT count(*) FROM days").fetchall() == [(0,)]  # its snapshot
+    notebook.close()
+    assert not notebook.snapshot.parent.exists() and notebook.closed
+    from arxiv_digest.errors import CatalogError
+
+    with pytest.raises(CatalogError, match="closed"):
+        notebook.sql("SELECT 1")
+
+
+def test_notebook_on_s3_with_a_profile_shows_no_credentials(profile_lake):
+    from arxiv_digest import connect
+    from arxiv_digest.errors import CatalogError
+
+    with connect(profile_lake) as con:
+        assert con.sql("SELECT count(*) FROM papers").fetchall() == [(2,)]
+        shown = repr(con.sql("SELECT name, value FROM duckdb_settings()").fetchall())
+        with pytest.raises(CatalogError, match="duckdb_secrets"):
+            con.sql("SELECT * FROM duckdb_secrets()")
+    assert PROFILE_SECRET not in shown and PROFILE_KEY_ID not in shown
