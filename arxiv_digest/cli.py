@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
         "--limit", type=int, default=20, metavar="N", help="the best N papers (default 20)"
     )
     _add_format(search)
+
+    schema = sub.add_parser(
+        "schema", help="the data dictionary: every dataset, view and table, columns and meanings"
+    )
+    _add_format(schema)
     return parser
 
 
@@ -323,6 +328,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from tasks.dictionary import data_dictionary, schema_rows, schema_text
+
+    relations = data_dictionary()
+    if args.format == "table":
+        sys.stdout.write(schema_text(relations))
+    else:
+        _print_result(*schema_rows(relations), args.format)
+    return 0
+
+
 COMMANDS = {
     "run": _cmd_run,
     "backfill": _cmd_backfill,
@@ -330,6 +346,7 @@ COMMANDS = {
     "import-digest": _cmd_import_digest,
     "query": _cmd_query,
     "search": _cmd_search,
+    "schema": _cmd_schema,
 }
 
 

@@ -632,3 +632,55 @@ def test_notebook_on_s3_with_a_profile_shows_no_credentials(profile_lake):
         with pytest.raises(CatalogError, match="duckdb_secrets"):
             con.sql("SELECT * FROM duckdb_secrets()")
     assert PROFILE_SECRET not in shown and PROFILE_KEY_ID not in shown
+
+
+# -- the data dictionary -----------------------------------------------------------------------
+
+
+def test_schema_command_lists_every_dataset_view_and_table_with_every_column(clean_env, capsys):
+    from tasks.catalog import RUNS_SCHEMA
+    from tasks.lake import SCHEMAS
+
+    code, out, _ = run_cli(capsys, "schema")
+    assert code == 0
+    heads = {line.split(" (")[0]: line for line in out.splitlines() if line and line[0] != " "}
+    expected = [*SCHEMAS, "paper_categories", "day_states", "digest_index", "runs", "days"]
+    assert all(name in heads for name in expected)
+    assert all("(dataset; key " in heads[name] for name in SCHEMAS)
+    code, out, _ = run_cli(capsys, "schema", "--format", "json")
+    listed = {(r["relation"], r["column"]): r for r in json.loads(out)}
+    for name, schema in SCHEMAS.items():
+        for column in [*schema.names, "digest_date"]:
+            assert listed[(name, column)]["meaning"], (name, column)
+    assert {c for r, c in listed if r == "runs"} == set(RUNS_SCHEMA.names)
+    assert listed[("papers", "published")]["type"] == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_every_column_of_every_relation_has_a_meaning_and_no_meaning_is_stale():
+    from tasks.dictionary import data_dictionary, load_meanings, problems
+
+    assert problems(data_dictionary(), load_meanings()) == []
+
+
+def test_a_new_column_or_dataset_without_a_meaning_is_named(monkeypatch):
+    import pyarrow as pa
+
+    from tasks.dictionary import data_dictionary, load_meanings, problems
+    from tasks.lake import SCHEMAS
+
+    monkeypatch.setitem(SCHEMAS, "papers", SCHEMAS["papers"].append(pa.field("venue", pa.string())))
+    monkeypatch.setitem(SCHEMAS, "terms", pa.schema([("term", pa.string())]))
+    monkeypatch.setattr("tasks.catalog.LAKE_TABLES", tuple(SCHEMAS))
+    meanings = load_meanings()
+    meanings["rankings"]["columns"]["why"] = "a column that does not exist"
+    found = problems(data_dictionary(), meanings)
+    assert "papers.venue: no meaning" in found and "search.docs.venue: no meaning" in found
+    assert "terms: no `about` line" in found and "terms.term: no meaning" in found
+    assert "rankings.why: described but not a column" in found
+
+
+def test_readme_data_dictionary_is_the_generated_one():
+    from tasks.dictionary import README, data_dictionary, readme_table
+
+    text = README.read_text(encoding="utf-8")
+    assert readme_table(data_dictionary()) in text, "run `python -m tasks.dictionary`"
