@@ -10,7 +10,10 @@
 --              time instead of re-indexing every paper at every run;
 --   words, word_docs
 --              every whitespace-separated word of a title or abstract, lower-cased, and the
---              papers holding it: what a case-insensitive substring test (ILIKE) needs.
+--              papers holding it: what a case-insensitive substring test (ILIKE) needs;
+--   day_papers, day_categories, authors, paper_authors
+--              papers per day, per day and category, and every author occurrence by number:
+--              what the named queries over years count.
 -- Sections run in order by tasks/search.py; `$name` values are bound as parameters.
 
 -- name: schema
@@ -20,9 +23,14 @@ SELECT CAST(NULL AS INTEGER) AS docid, CAST(NULL AS INTEGER) AS len, * FROM empt
 CREATE TABLE IF NOT EXISTS search.files (
     url VARCHAR, digest_date DATE, size BIGINT, mtime_ns BIGINT);
 CREATE TABLE IF NOT EXISTS search.terms (termid INTEGER, term VARCHAR);
-CREATE TABLE IF NOT EXISTS search.postings (termid INTEGER, docid INTEGER, tf INTEGER, len INTEGER);
+CREATE TABLE IF NOT EXISTS search.postings (
+    termid INTEGER, docid INTEGER, tf INTEGER, len INTEGER, digest_date DATE);
 CREATE TABLE IF NOT EXISTS search.words (wordid INTEGER, word VARCHAR);
-CREATE TABLE IF NOT EXISTS search.word_docs (wordid INTEGER, docid INTEGER);
+CREATE TABLE IF NOT EXISTS search.word_docs (wordid INTEGER, docid INTEGER, digest_date DATE);
+CREATE TABLE IF NOT EXISTS search.day_papers (digest_date DATE, papers INTEGER);
+CREATE TABLE IF NOT EXISTS search.day_categories (digest_date DATE, category VARCHAR, papers INTEGER);
+CREATE TABLE IF NOT EXISTS search.authors (authorid INTEGER, author VARCHAR);
+CREATE TABLE IF NOT EXISTS search.paper_authors (authorid INTEGER, digest_date DATE);
 CREATE TABLE IF NOT EXISTS search.stopwords (sw VARCHAR);
 CREATE TABLE IF NOT EXISTS search.state (sorted_through INTEGER);
 -- Whitespace-separated pieces of a text, split where fts's tokenizer splits (RE2's \s).
@@ -42,10 +50,11 @@ SELECT url, digest_date, size, mtime_ns FROM search.files;
 
 -- name: forget_days
 -- Everything the index holds for the digest days $days (their files changed or went away).
-DELETE FROM search.postings WHERE docid IN (
-    SELECT docid FROM search.docs WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[]))));
-DELETE FROM search.word_docs WHERE docid IN (
-    SELECT docid FROM search.docs WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[]))));
+DELETE FROM search.postings WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
+DELETE FROM search.word_docs WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
+DELETE FROM search.paper_authors WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
+DELETE FROM search.day_papers WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
+DELETE FROM search.day_categories WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
 DELETE FROM search.docs WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
 DELETE FROM search.files WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
 
@@ -60,12 +69,12 @@ FROM read_parquet($files, hive_partitioning = true, hive_types = {'digest_date':
 -- name: index_docs
 -- Each new paper's pieces and how often each occurs (title and abstract together).
 CREATE OR REPLACE TEMP TABLE new_pieces AS
-SELECT docid, piece, CAST(count(*) AS INTEGER) AS n
-FROM (SELECT docid, unnest(search.pieces(title)) AS piece FROM new_docs
+SELECT docid, digest_date, piece, CAST(count(*) AS INTEGER) AS n
+FROM (SELECT docid, digest_date, unnest(search.pieces(title)) AS piece FROM new_docs
       UNION ALL
-      SELECT docid, unnest(search.pieces(abstract)) AS piece FROM new_docs)
+      SELECT docid, digest_date, unnest(search.pieces(abstract)) AS piece FROM new_docs)
 WHERE piece <> ''
-GROUP BY docid, piece;
+GROUP BY docid, digest_date, piece;
 -- Each distinct piece's terms as create_fts_index makes them: tokens, stopwords dropped before
 -- stemming, Porter stems; k = how often the term comes out of the piece.
 CREATE OR REPLACE TEMP TABLE new_piece_terms AS
@@ -81,22 +90,42 @@ FROM (SELECT DISTINCT term FROM new_piece_terms
       WHERE term NOT IN (SELECT term FROM search.terms));
 -- tf: the term's occurrences in the paper; len: all its terms' occurrences (fts's docs.len).
 CREATE OR REPLACE TEMP TABLE new_postings AS
-SELECT t.termid, p.docid, CAST(sum(p.n * pt.k) AS INTEGER) AS tf
+SELECT t.termid, p.docid, p.digest_date, CAST(sum(p.n * pt.k) AS INTEGER) AS tf
 FROM new_pieces p JOIN new_piece_terms pt USING (piece) JOIN search.terms t USING (term)
-GROUP BY t.termid, p.docid;
+GROUP BY t.termid, p.docid, p.digest_date;
 CREATE OR REPLACE TEMP TABLE new_lengths AS
 SELECT docid, CAST(sum(tf) AS INTEGER) AS len FROM new_postings GROUP BY docid;
 INSERT INTO search.docs BY NAME
 SELECT d.*, coalesce(l.len, 0) AS len FROM new_docs d LEFT JOIN new_lengths l USING (docid);
 INSERT INTO search.postings
-SELECT p.termid, p.docid, p.tf, l.len FROM new_postings p JOIN new_lengths l USING (docid);
+SELECT p.termid, p.docid, p.tf, l.len, p.digest_date
+FROM new_postings p JOIN new_lengths l USING (docid);
 INSERT INTO search.words
 SELECT CAST((SELECT coalesce(max(wordid), 0) FROM search.words)
             + row_number() OVER (ORDER BY word) AS INTEGER), word
 FROM (SELECT DISTINCT lower(piece) AS word FROM new_pieces
       WHERE lower(piece) NOT IN (SELECT word FROM search.words));
 INSERT INTO search.word_docs
-SELECT DISTINCT w.wordid, p.docid FROM new_pieces p JOIN search.words w ON w.word = lower(p.piece);
+SELECT DISTINCT w.wordid, p.docid, p.digest_date
+FROM new_pieces p JOIN search.words w ON w.word = lower(p.piece);
+-- Counts: papers per day, unnested categories per day (count(*) of paper_categories), and
+-- every author occurrence (count(*) of the unnested authors) by number.
+INSERT INTO search.day_papers
+SELECT digest_date, CAST(count(*) AS INTEGER) FROM new_docs GROUP BY digest_date;
+INSERT INTO search.day_categories
+SELECT digest_date, category, CAST(count(*) AS INTEGER)
+FROM (SELECT digest_date, unnest(categories) AS category FROM new_docs)
+GROUP BY ALL;
+CREATE OR REPLACE TEMP TABLE new_authors AS
+SELECT digest_date, unnest(authors) AS author FROM new_docs;
+INSERT INTO search.authors
+SELECT CAST((SELECT coalesce(max(authorid), 0) FROM search.authors)
+            + row_number() OVER (ORDER BY author) AS INTEGER), author
+FROM (SELECT DISTINCT author FROM new_authors
+      WHERE author IS NOT NULL AND author NOT IN (SELECT author FROM search.authors));
+INSERT INTO search.paper_authors
+SELECT a.authorid, n.digest_date FROM new_authors n JOIN search.authors a USING (author);
+DROP TABLE new_authors;
 DROP TABLE new_pieces;
 DROP TABLE new_piece_terms;
 DROP TABLE new_postings;

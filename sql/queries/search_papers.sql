@@ -8,8 +8,9 @@ WITH query_terms AS (
     JOIN (SELECT DISTINCT stem(unnest(search.fts_tokens($text)), 'porter') AS term) q
         USING (term)
 ),
-hits AS (
-    SELECT p.docid, p.tf, p.len, count(*) OVER (PARTITION BY p.termid) AS df
+hits AS (  -- df over every paper, as the index's statistics: the date range filters after
+    SELECT p.docid, p.tf, p.len, p.digest_date,
+           CAST(count(*) OVER (PARTITION BY p.termid) AS DOUBLE) AS df
     FROM search.postings p JOIN query_terms USING (termid)
 ),
 corpus AS (  -- in DOUBLE from here (DECIMAL arithmetic is several times slower)
@@ -17,21 +18,21 @@ corpus AS (  -- in DOUBLE from here (DECIMAL arithmetic is several times slower)
            1.2::DOUBLE AS k, 0.75::DOUBLE AS b
     FROM search.docs
 ),
-scores AS (
+scores AS MATERIALIZED (
     SELECT h.docid,
            sum(log((num_docs - df + 0.5) / (df + 0.5) + 1)
                * (tf * (k + 1) / (tf + k * (1 - b + b * (len / avgdl))))) AS score
     FROM hits h, corpus
+    WHERE h.digest_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
     GROUP BY h.docid
 ),
-best AS (  -- the best few first: only they are numbered and get their titles
-    SELECT s.docid, s.score, d.arxiv_id
-    FROM scores s JOIN search.docs d USING (docid)
-    WHERE d.digest_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
-    ORDER BY s.score DESC, d.arxiv_id
-    LIMIT CAST($limit AS INTEGER)
+cut AS (  -- the $limit-th best score: only papers at or above it are named and numbered
+    SELECT min(score) AS score
+    FROM (SELECT score FROM scores ORDER BY score DESC LIMIT CAST($limit AS INTEGER))
 )
-SELECT row_number() OVER (ORDER BY b.score DESC, b.arxiv_id) AS rank,
-       round(b.score, 4) AS score, d.digest_date, b.arxiv_id, d.title
-FROM best b JOIN search.docs d USING (docid)
-ORDER BY rank;
+SELECT row_number() OVER (ORDER BY s.score DESC, d.arxiv_id) AS rank,
+       round(s.score, 4) AS score, d.digest_date, d.arxiv_id, d.title
+FROM scores s JOIN search.docs d USING (docid)
+WHERE s.score >= (SELECT score FROM cut)
+ORDER BY rank
+LIMIT CAST($limit AS INTEGER);
