@@ -684,3 +684,40 @@ def test_readme_data_dictionary_is_the_generated_one():
 
     text = README.read_text(encoding="utf-8")
     assert readme_table(data_dictionary()) in text, "run `python -m tasks.dictionary`"
+
+
+def test_changed_days_are_those_whose_files_differ():
+    from tasks.lake import DayFile
+    from tasks.search import changed_days
+
+    a, b, c = date(2026, 6, 29), date(2026, 6, 30), date(2026, 7, 1)
+    stored = [DayFile("x/a.parquet", a, 10, 1), DayFile("x/b.parquet", b, 10, 1)]
+    current = [
+        DayFile("x/a.parquet", a, 10, 1),  # unchanged
+        DayFile("x/b.parquet", b, 10, 2),  # rewritten
+        DayFile("x/c.parquet", c, 5, 1),  # new
+    ]
+    assert changed_days(stored, current) == {b, c}
+    assert changed_days(current, current[:1]) == {b, c}  # gone from the lake
+    assert changed_days(current, current) == set()
+
+
+def test_search_index_sorts_its_postings_when_enough_were_appended(two_days, monkeypatch):
+    import tasks.search
+    from tasks.catalog import open_catalog, refresh_catalog
+    from tasks.lake import open_lake, papers_table
+
+    lake = open_lake(two_days)
+    before = search(two_days, "gaussian splatting")
+    monkeypatch.setattr(tasks.search, "UNSORTED_ROWS", 0)
+    papers = lake.read_day("papers", EDGE_DAY)
+    lake.write_day("papers", EDGE_DAY, papers_table([]))
+    refresh_catalog(two_days, lake)
+    lake.write_day("papers", EDGE_DAY, papers)  # the day again: its papers get new docids
+    refresh_catalog(two_days, lake)
+    with open_catalog(two_days, read_only=True) as con:
+        sorted_through = con.execute("SELECT sorted_through FROM search.state").fetchall()
+        last = con.execute("SELECT max(docid) FROM search.docs").fetchone()[0]
+        order = con.execute("SELECT termid, docid FROM search.postings").fetchall()
+    assert sorted_through == [(last,)] and order == sorted(order)
+    assert search(two_days, "gaussian splatting") == before
