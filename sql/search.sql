@@ -21,7 +21,7 @@ CREATE SCHEMA IF NOT EXISTS search;
 CREATE TABLE IF NOT EXISTS search.docs AS
 SELECT CAST(NULL AS INTEGER) AS docid, CAST(NULL AS INTEGER) AS len, * FROM empty.papers LIMIT 0;
 CREATE TABLE IF NOT EXISTS search.files (
-    url VARCHAR, digest_date DATE, size BIGINT, mtime_ns BIGINT);
+    dataset VARCHAR, url VARCHAR, digest_date DATE, size BIGINT, mtime_ns BIGINT);
 CREATE TABLE IF NOT EXISTS search.terms (termid INTEGER, term VARCHAR);
 CREATE TABLE IF NOT EXISTS search.postings (
     termid INTEGER, docid INTEGER, tf INTEGER, len INTEGER, digest_date DATE);
@@ -46,7 +46,11 @@ CREATE OR REPLACE MACRO search.fts_tokens(s) AS
                        '\s+');
 
 -- name: stored_files
-SELECT url, digest_date, size, mtime_ns FROM search.files;
+SELECT url, digest_date, size, mtime_ns FROM search.files WHERE dataset = $dataset;
+
+-- name: forget_files
+DELETE FROM search.files
+WHERE dataset = $dataset AND digest_date IN (SELECT unnest(CAST($days AS DATE[])));
 
 -- name: forget_days
 -- Everything the index holds for the digest days $days (their files changed or went away).
@@ -56,7 +60,6 @@ DELETE FROM search.paper_authors WHERE digest_date IN (SELECT unnest(CAST($days 
 DELETE FROM search.day_papers WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
 DELETE FROM search.day_categories WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
 DELETE FROM search.docs WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
-DELETE FROM search.files WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
 
 -- name: stage_docs
 -- The papers of the files $files, numbered after the last docid.
@@ -146,3 +149,20 @@ CREATE OR REPLACE TABLE search.word_docs AS
 SELECT * FROM search.word_docs ORDER BY wordid, docid;
 DELETE FROM search.state;
 INSERT INTO search.state SELECT coalesce(max(docid), 0) FROM search.docs;
+
+-- name: mirror_table
+-- A dataset copied whole (tasks/search.py MIRRORED), typed by its empty stand-in; $table is
+-- filled in by name.
+CREATE TABLE IF NOT EXISTS search.$table AS SELECT * FROM empty.$table LIMIT 0;
+
+-- name: mirror_forget
+DELETE FROM search.$table WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
+
+-- name: mirror_stage
+CREATE OR REPLACE TEMP TABLE new_rows AS
+SELECT * FROM read_parquet($files, hive_partitioning = true, hive_types = {'digest_date': DATE},
+                           union_by_name = true);
+
+-- name: mirror_insert
+INSERT INTO search.$table BY NAME SELECT * FROM new_rows;
+DROP TABLE new_rows;

@@ -1,4 +1,4 @@
-"""The catalog's search index (sql/search.sql), kept in step with the lake's papers files.
+"""The catalog's search index and dataset copies (sql/search.sql), in step with the lake's files.
 
 Why not the fts extension's own index (PRAGMA create_fts_index): it can only be rebuilt whole, and
 a year of papers (~100k) takes ~15 s to index on this machine, inside the registration's write
@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from string import Template
 from typing import Any
 
 import duckdb
@@ -26,6 +27,11 @@ logger = logging.getLogger(__name__)
 # Postings indexed since the last sort are scanned whole by every search; past this many the
 # index is rewritten in term order (about 40 days of papers at ~270 papers a day).
 UNSORTED_ROWS = 1_000_000
+# Datasets copied whole into the catalog (search.<name>), kept in step the same way, so named
+# queries over years read one local table instead of a Parquet file per day (on S3, a request
+# per file). A dataset with a column `digest_date`-partitioned like every other; add one here to
+# make its queries fast, and describe it in sql/dictionary.toml.
+MIRRORED = ("dedup_log",)
 
 
 @dataclass(frozen=True)
@@ -72,58 +78,96 @@ def fts_stopwords() -> list[str]:
 
 
 def create_search_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """The index's tables and macros, empty (after tasks.catalog.create_schema: the documents
-    table takes the papers' columns from their typed stand-in)."""
+    """The index's tables and macros and the dataset copies, empty (after
+    tasks.catalog.create_schema: the copies take their columns from the typed stand-ins)."""
     from tasks.catalog import load_extension
 
     load_extension(con, "fts")
-    execute_section(con, sql_sections("search.sql")["schema"])
+    sections = sql_sections("search.sql")
+    execute_section(con, sections["schema"])
+    for dataset in MIRRORED:
+        execute_section(con, Template(sections["mirror_table"]).safe_substitute(table=dataset))
     if con.execute("SELECT count(*) FROM search.stopwords").fetchone() == (0,):
         con.executemany("INSERT INTO search.stopwords VALUES (?)", [[w] for w in fts_stopwords()])
 
 
-def _stored_files(con: duckdb.DuckDBPyConnection) -> list[DayFile]:
-    rows = con.execute(sql_sections("search.sql")["stored_files"]).fetchall()
-    return [DayFile(*row) for row in rows]
+def _stored_files(con: duckdb.DuckDBPyConnection, dataset: str) -> list[DayFile]:
+    rows = con.execute(sql_sections("search.sql")["stored_files"], {"dataset": dataset})
+    return [DayFile(*row) for row in rows.fetchall()]
 
 
-def _add_new_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """Columns the new files have and the documents table lacks (a dataset gained a column);
-    older papers get NULL there, as in the papers view."""
-    known = {row[0] for row in con.execute("DESCRIBE search.docs").fetchall()}
-    for name, kind, *_ in con.execute("DESCRIBE new_docs").fetchall():
+def _record_files(con: duckdb.DuckDBPyConnection, dataset: str, files: list[DayFile]) -> None:
+    con.executemany(
+        "INSERT INTO search.files VALUES (?, ?, ?, ?, ?)",
+        [[dataset, f.url, f.digest_date, f.size, f.mtime_ns] for f in files],
+    )
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, target: str, staged: str) -> None:
+    """Columns the new files have and the copy lacks (a dataset gained a column); older rows
+    get NULL there, as in the dataset's view."""
+    known = {row[0] for row in con.execute(f"DESCRIBE {target}").fetchall()}
+    for name, kind, *_ in con.execute(f"DESCRIBE {staged}").fetchall():
         if name not in known:
             quoted = '"' + name.replace('"', '""') + '"'
-            con.execute(f"ALTER TABLE search.docs ADD COLUMN {quoted} {kind}")
+            con.execute(f"ALTER TABLE {target} ADD COLUMN {quoted} {kind}")
+
+
+def _changes(
+    con: duckdb.DuckDBPyConnection, lake: Lake, dataset: str
+) -> tuple[set[date], list[DayFile]]:
+    """The days of a dataset whose files changed, and their current files; those days' files
+    are forgotten (the caller records the current ones once their rows are in)."""
+    current = lake.day_files(dataset)
+    days = changed_days(_stored_files(con, dataset), current)
+    if days:
+        con.execute(
+            sql_sections("search.sql")["forget_files"], {"dataset": dataset, "days": sorted(days)}
+        )
+    return days, [f for f in current if f.digest_date in days]
+
+
+def sync_mirror(con: duckdb.DuckDBPyConnection, lake: Lake, dataset: str) -> int:
+    """Bring the catalog's copy of a dataset (search.<dataset>) up to date; returns the days
+    replaced."""
+    sections = {
+        name: Template(text).safe_substitute(table=dataset)
+        for name, text in sql_sections("search.sql").items()
+        if name.startswith("mirror_")
+    }
+    days, files = _changes(con, lake, dataset)
+    if days:
+        execute_section(con, sections["mirror_forget"], {"days": sorted(days)})
+    if files:
+        execute_section(con, sections["mirror_stage"], {"files": [f.url for f in files]})
+        _add_new_columns(con, f"search.{dataset}", "new_rows")
+        execute_section(con, sections["mirror_insert"])
+        _record_files(con, dataset, files)
+    return len(days)
 
 
 def sync_search(con: duckdb.DuckDBPyConnection, lake: Lake) -> SearchSync:
     """Bring the index up to date with the lake's papers files: forget the days whose files
     changed or went away, index their current files, and sort the index when enough papers were
-    added since its last sort (or it was just made). Runs inside the caller's transaction."""
+    added since its last sort (or it was just made); likewise the copies of MIRRORED datasets.
+    Runs inside the caller's transaction."""
     sections = sql_sections("search.sql")
-    fresh = not con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'search' AND "
-        "table_name = 'state' AND database_name = current_database()"
-    ).fetchone() == (1,)
     create_search_schema(con)
-    current = lake.day_files("papers")
-    days = changed_days(_stored_files(con), current)
+    never_sorted = con.execute("SELECT count(*) FROM search.state").fetchone() == (0,)
+    days, files = _changes(con, lake, "papers")
     indexed = 0
     if days:
         execute_section(con, sections["forget_days"], {"days": sorted(days)})
-        files = [f for f in current if f.digest_date in days]
-        if files:
-            execute_section(con, sections["stage_docs"], {"files": [f.url for f in files]})
-            indexed = con.execute("SELECT count(*) FROM new_docs").fetchone()[0]  # type: ignore[index]
-            _add_new_columns(con)
-            execute_section(con, sections["index_docs"])
-            con.executemany(
-                "INSERT INTO search.files VALUES (?, ?, ?, ?)",
-                [[f.url, f.digest_date, f.size, f.mtime_ns] for f in files],
-            )
+    if files:
+        execute_section(con, sections["stage_docs"], {"files": [f.url for f in files]})
+        indexed = con.execute("SELECT count(*) FROM new_docs").fetchone()[0]  # type: ignore[index]
+        _add_new_columns(con, "search.docs", "new_docs")
+        execute_section(con, sections["index_docs"])
+        _record_files(con, "papers", files)
+    for dataset in MIRRORED:
+        sync_mirror(con, lake, dataset)
     unsorted = con.execute(sections["unsorted_rows"]).fetchone()[0]  # type: ignore[index]
-    resort = fresh or unsorted > UNSORTED_ROWS
+    resort = never_sorted or unsorted > UNSORTED_ROWS
     if resort:
         execute_section(con, sections["sort_index"])
     if days:

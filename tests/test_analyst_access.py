@@ -172,6 +172,11 @@ DAY = date(2026, 6, 30)
 def bundled_day_papers() -> list:
     """The bundled real day (tests/servers/data, 2026-06-30) as the pipeline stores it: its cs.CV
     listing, deduplicated (267 papers)."""
+    return list(bundled_day_result().papers)
+
+
+def bundled_day_result():
+    """The bundled day's deduplication: its papers and its dedup_log."""
     from tasks.dedup import dedupe_papers
     from tasks.models import Paper
     from tests.servers.arxiv_replay import BUNDLED_DAY, load_listing_day
@@ -194,17 +199,19 @@ def bundled_day_papers() -> list:
         for e in load_listing_day(BUNDLED_DAY)
         if "cs.CV" in e["categories"]
     ]
-    return list(dedupe_papers(DAY, candidates).papers)
+    return dedupe_papers(DAY, candidates)
 
 
 @pytest.fixture
 def bundled_day(settings):
     """The bundled day in a local lake, registered."""
     from tasks.catalog import refresh_catalog
-    from tasks.lake import open_lake, papers_table
+    from tasks.lake import dedup_log_table, open_lake, papers_table
 
     lake = open_lake(settings)
-    lake.write_day("papers", DAY, papers_table(bundled_day_papers()))
+    result = bundled_day_result()
+    lake.write_day("papers", DAY, papers_table(result.papers))
+    lake.write_day("dedup_log", DAY, dedup_log_table(result))
     refresh_catalog(settings, lake)
     return settings
 
@@ -318,6 +325,12 @@ PLAIN_QUERIES = {
                round(cross_listed / count(*), 4) AS cross_list_share
         FROM papers WHERE list_contains(categories, $category)
         GROUP BY digest_date ORDER BY digest_date""",
+    "dedup_report": """
+        SELECT reason, count(*) AS dropped, count(DISTINCT arxiv_id) AS papers,
+               list(DISTINCT arxiv_id ORDER BY arxiv_id)[1:5] AS examples,
+               any_value(detail) AS sample_detail
+        FROM dedup_log WHERE digest_date = CAST($day AS DATE)
+        GROUP BY reason ORDER BY dropped DESC, reason""",
     "papers_per_category_per_day": """
         SELECT digest_date, category, count(*) AS papers FROM paper_categories
         WHERE digest_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
@@ -427,6 +440,7 @@ def test_keyword_trend_by_week_answers_as_ilike_over_papers(two_days):
         ("cross_list_share", {"category": "cs.LG"}),
         ("papers_per_category_per_day", {"start": "2026-06-01", "end": "2026-07-31"}),
         ("papers_per_category_per_day", {"start": "2026-07-01", "end": "2026-07-06"}),
+        ("dedup_report", {"day": "2026-06-30"}),
     ],
 )
 def test_named_query_over_the_catalog_copy_answers_as_over_the_views(two_days, name, params):
@@ -434,6 +448,8 @@ def test_named_query_over_the_catalog_copy_answers_as_over_the_views(two_days, n
 
     with open_analyst_connection(two_days) as con:
         indexed, plain = both_answers(con, name, params)
+    if name == "dedup_report":  # its sample_detail is any_value(): any of the group's details
+        indexed, plain = [r[:-1] for r in indexed], [r[:-1] for r in plain]
     assert indexed == plain and plain
 
 
@@ -456,13 +472,15 @@ def index_state(settings):
                 "JOIN search.docs d USING (docid) JOIN search.words w USING (wordid) ORDER BY ALL"
             ).fetchall(),
             "papers": con.execute("SELECT count(*) FROM papers").fetchone()[0],
+            "dedup_log": con.execute("SELECT * FROM search.dedup_log ORDER BY ALL").fetchall(),
+            "dedup_log_view": con.execute("SELECT * FROM dedup_log ORDER BY ALL").fetchall(),
         }
 
 
 def test_search_index_follows_changed_and_removed_days_as_a_rebuild_makes_it(two_days, monkeypatch):
     import tasks.search
     from tasks.catalog import rebuild_catalog, refresh_catalog
-    from tasks.lake import open_lake, papers_table
+    from tasks.lake import dedup_log_table, open_lake, papers_table
     from tests.conftest import make_paper
 
     monkeypatch.setattr(tasks.search, "UNSORTED_ROWS", 10**9)  # no sort: appended postings
@@ -470,10 +488,14 @@ def test_search_index_follows_changed_and_removed_days_as_a_rebuild_makes_it(two
     replaced = [make_paper("2607.10001", published="2026-07-05T11:00:00", title="Replaced day")]
     lake.write_day("papers", EDGE_DAY, papers_table(replaced))
     lake.write_day("papers", date(2026, 7, 7), papers_table([make_paper("2607.20001")]))
+    drops = bundled_day_result()
+    lake.write_day("dedup_log", EDGE_DAY, dedup_log_table(drops))  # a copied dataset changes too
     refresh_catalog(two_days, lake)
     lake.fs.delete_file(lake.day_path("papers", date(2026, 7, 7)))
+    lake.fs.delete_file(lake.day_path("dedup_log", DAY))
     refresh_catalog(two_days, lake)
     synced = index_state(two_days)
+    assert synced["dedup_log"] == synced["dedup_log_view"] and len(synced["dedup_log"]) == 86
     assert synced["papers"] == 268 and len(synced["docs"]) == 268
     assert ("2607.10001", "replac") in {(a, t) for a, t, _, _ in synced["postings"]}
     assert not any(arxiv_id.startswith("2607.0") for _, arxiv_id, *_ in synced["docs"])
