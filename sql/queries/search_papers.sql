@@ -29,10 +29,10 @@ scores AS MATERIALIZED (
 cut AS (  -- the $limit-th best score: only papers at or above it are named and numbered
     SELECT min(score) AS score
     FROM (SELECT score FROM scores ORDER BY score DESC LIMIT CAST($limit AS INTEGER))
-)
-SELECT row_number() OVER (ORDER BY s.score DESC, d.arxiv_id) AS rank,
-       round(s.score, 4) AS score, d.digest_date, d.arxiv_id, d.title
-FROM scores s JOIN search.docs d USING (docid)
-WHERE s.score >= (SELECT score FROM cut)
+),
+best AS MATERIALIZED (SELECT docid, score FROM scores WHERE score >= (SELECT score FROM cut))
+SELECT row_number() OVER (ORDER BY b.score DESC, d.arxiv_id) AS rank,
+       round(b.score, 4) AS score, d.digest_date, d.arxiv_id, d.title
+FROM best b JOIN search.docs d USING (docid)
 ORDER BY rank
 LIMIT CAST($limit AS INTEGER);
