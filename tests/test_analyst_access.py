@@ -743,3 +743,18 @@ def test_search_index_sorts_its_postings_when_enough_were_appended(two_days, mon
         order = con.execute("SELECT termid, docid FROM search.postings").fetchall()
     assert sorted_through == [(last,)] and order == sorted(order)
     assert search(two_days, "gaussian splatting") == before
+
+
+def test_notebook_without_a_catalog_says_what_to_do_and_leaves_no_copy(
+    settings, monkeypatch, tmp_path
+):
+    import tempfile
+
+    from arxiv_digest import connect
+    from arxiv_digest.errors import CatalogError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    (tmp_path / "temp").mkdir()
+    with pytest.raises(CatalogError, match="catalog rebuild"):
+        connect(settings)
+    assert list((tmp_path / "temp").iterdir()) == []
