@@ -1,9 +1,10 @@
--- The catalog's search index (schema `search`), derived from the lake's papers files like every
+-- The catalog's search index (schema `search`) and copies of whole datasets (schema `mirror`,
+-- tasks/search.py MIRRORED), derived from the lake's files like every
 -- catalog table: made whole by `catalog rebuild`, brought up to date by every registration for
 -- the days whose papers files changed (tasks/search.py sync_search). It holds
 --   docs       a copy of the papers (every column) with a number (docid) and a BM25 length, so
 --              the named queries over years read one local table, not a year of Parquet files;
---   terms, postings
+--   vocabulary, postings
 --              BM25 postings built as the fts extension's create_fts_index builds them
 --              (its tokenizer, its English stopwords, its Porter stemmer, title and abstract as
 --              one document): the same scores as its match_bm25, but kept current a day at a
@@ -18,11 +19,12 @@
 
 -- name: schema
 CREATE SCHEMA IF NOT EXISTS search;
+CREATE SCHEMA IF NOT EXISTS mirror;
 CREATE TABLE IF NOT EXISTS search.docs AS
 SELECT CAST(NULL AS INTEGER) AS docid, CAST(NULL AS INTEGER) AS len, * FROM empty.papers LIMIT 0;
 CREATE TABLE IF NOT EXISTS search.files (
     dataset VARCHAR, url VARCHAR, digest_date DATE, size BIGINT, mtime_ns BIGINT);
-CREATE TABLE IF NOT EXISTS search.terms (termid INTEGER, term VARCHAR);
+CREATE TABLE IF NOT EXISTS search.vocabulary (termid INTEGER, term VARCHAR);
 CREATE TABLE IF NOT EXISTS search.postings (
     termid INTEGER, docid INTEGER, tf INTEGER, len INTEGER, digest_date DATE);
 CREATE TABLE IF NOT EXISTS search.words (wordid INTEGER, word VARCHAR);
@@ -86,15 +88,15 @@ FROM (SELECT piece, unnest(search.fts_tokens(piece)) AS token
       FROM (SELECT DISTINCT piece FROM new_pieces))
 WHERE token IS NOT NULL AND len(token) > 0 AND token NOT IN (SELECT sw FROM search.stopwords)
 GROUP BY piece, term;
-INSERT INTO search.terms
-SELECT CAST((SELECT coalesce(max(termid), 0) FROM search.terms)
+INSERT INTO search.vocabulary
+SELECT CAST((SELECT coalesce(max(termid), 0) FROM search.vocabulary)
             + row_number() OVER (ORDER BY term) AS INTEGER), term
 FROM (SELECT DISTINCT term FROM new_piece_terms
-      WHERE term NOT IN (SELECT term FROM search.terms));
+      WHERE term NOT IN (SELECT term FROM search.vocabulary));
 -- tf: the term's occurrences in the paper; len: all its terms' occurrences (fts's docs.len).
 CREATE OR REPLACE TEMP TABLE new_postings AS
 SELECT t.termid, p.docid, p.digest_date, CAST(sum(p.n * pt.k) AS INTEGER) AS tf
-FROM new_pieces p JOIN new_piece_terms pt USING (piece) JOIN search.terms t USING (term)
+FROM new_pieces p JOIN new_piece_terms pt USING (piece) JOIN search.vocabulary t USING (term)
 GROUP BY t.termid, p.docid, p.digest_date;
 CREATE OR REPLACE TEMP TABLE new_lengths AS
 SELECT docid, CAST(sum(tf) AS INTEGER) AS len FROM new_postings GROUP BY docid;
@@ -151,12 +153,12 @@ DELETE FROM search.state;
 INSERT INTO search.state SELECT coalesce(max(docid), 0) FROM search.docs;
 
 -- name: mirror_table
--- A dataset copied whole (tasks/search.py MIRRORED), typed by its empty stand-in; $table is
--- filled in by name.
-CREATE TABLE IF NOT EXISTS search.$table AS SELECT * FROM empty.$table LIMIT 0;
+-- A dataset copied whole into schema mirror (tasks/search.py MIRRORED), typed by its empty
+-- stand-in; $table is filled in by name.
+CREATE TABLE IF NOT EXISTS mirror.$table AS SELECT * FROM empty.$table LIMIT 0;
 
 -- name: mirror_forget
-DELETE FROM search.$table WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
+DELETE FROM mirror.$table WHERE digest_date IN (SELECT unnest(CAST($days AS DATE[])));
 
 -- name: mirror_stage
 CREATE OR REPLACE TEMP TABLE new_rows AS
@@ -164,5 +166,5 @@ SELECT * FROM read_parquet($files, hive_partitioning = true, hive_types = {'dige
                            union_by_name = true);
 
 -- name: mirror_insert
-INSERT INTO search.$table BY NAME SELECT * FROM new_rows;
+INSERT INTO mirror.$table BY NAME SELECT * FROM new_rows;
 DROP TABLE new_rows;

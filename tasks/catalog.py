@@ -518,6 +518,7 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
         con.execute("DROP TABLE IF EXISTS days")
         con.execute("DROP TABLE IF EXISTS runs")
         con.execute("DROP SCHEMA IF EXISTS search CASCADE")
+        con.execute("DROP SCHEMA IF EXISTS mirror CASCADE")
         create_schema(con)
         refresh_views(con, lake)
         sync_search(con, lake)

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 # Postings indexed since the last sort are scanned whole by every search; past this many the
 # index is rewritten in term order (about 40 days of papers at ~270 papers a day).
 UNSORTED_ROWS = 1_000_000
-# Datasets copied whole into the catalog (search.<name>), kept in step the same way, so named
+# Datasets copied whole into the catalog (mirror.<name>), kept in step the same way, so named
 # queries over years read one local table instead of a Parquet file per day (on S3, a request
 # per file). A dataset with a column `digest_date`-partitioned like every other; add one here to
 # make its queries fast, and describe it in sql/dictionary.toml.
@@ -128,7 +128,7 @@ def _changes(
 
 
 def sync_mirror(con: duckdb.DuckDBPyConnection, lake: Lake, dataset: str) -> int:
-    """Bring the catalog's copy of a dataset (search.<dataset>) up to date; returns the days
+    """Bring the catalog's copy of a dataset (mirror.<dataset>) up to date; returns the days
     replaced."""
     sections = {
         name: Template(text).safe_substitute(table=dataset)
@@ -140,7 +140,7 @@ def sync_mirror(con: duckdb.DuckDBPyConnection, lake: Lake, dataset: str) -> int
         execute_section(con, sections["mirror_forget"], {"days": sorted(days)})
     if files:
         execute_section(con, sections["mirror_stage"], {"files": [f.url for f in files]})
-        _add_new_columns(con, f"search.{dataset}", "new_rows")
+        _add_new_columns(con, f"mirror.{dataset}", "new_rows")
         execute_section(con, sections["mirror_insert"])
         _record_files(con, dataset, files)
     return len(days)

@@ -464,7 +464,7 @@ def index_state(settings):
             ).fetchall(),
             "postings": con.execute(
                 "SELECT d.arxiv_id, t.term, p.tf, p.len FROM search.postings p "
-                "JOIN search.docs d USING (docid) JOIN search.terms t USING (termid) "
+                "JOIN search.docs d USING (docid) JOIN search.vocabulary t USING (termid) "
                 "ORDER BY ALL"
             ).fetchall(),
             "words": con.execute(
@@ -472,7 +472,7 @@ def index_state(settings):
                 "JOIN search.docs d USING (docid) JOIN search.words w USING (wordid) ORDER BY ALL"
             ).fetchall(),
             "papers": con.execute("SELECT count(*) FROM papers").fetchone()[0],
-            "dedup_log": con.execute("SELECT * FROM search.dedup_log ORDER BY ALL").fetchall(),
+            "dedup_log": con.execute("SELECT * FROM mirror.dedup_log ORDER BY ALL").fetchall(),
             "dedup_log_view": con.execute("SELECT * FROM dedup_log ORDER BY ALL").fetchall(),
         }
 

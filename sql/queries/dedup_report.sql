@@ -5,7 +5,7 @@ SELECT reason,
        count(DISTINCT arxiv_id) AS papers,
        list(DISTINCT arxiv_id ORDER BY arxiv_id)[1:5] AS examples,
        any_value(detail) AS sample_detail
-FROM search.dedup_log
+FROM mirror.dedup_log
 WHERE digest_date = CAST($day AS DATE)
 GROUP BY reason
 ORDER BY dropped DESC, reason;

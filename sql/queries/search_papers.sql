@@ -4,7 +4,7 @@
 -- index (sql/search.sql); `arxiv-digest search TEXT` runs it.
 WITH query_terms AS (
     SELECT DISTINCT t.termid
-    FROM search.terms t
+    FROM search.vocabulary t
     JOIN (SELECT DISTINCT stem(unnest(search.fts_tokens($text)), 'porter') AS term) q
         USING (term)
 ),
