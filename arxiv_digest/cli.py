@@ -8,6 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from arxiv_digest.errors import ConfigError, DigestError
@@ -124,7 +125,42 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a $KEY parameter of the query (repeatable)",
     )
+    _add_format(query)
+
+    search = sub.add_parser(
+        "search", help="papers ranked by BM25 relevance of title and abstract (read-only)"
+    )
+    search.add_argument("text", help='words to look for, e.g. "gaussian splatting"')
+    search.add_argument("--start", help="first digest date YYYY-MM-DD (default: the first)")
+    search.add_argument("--end", help="last digest date YYYY-MM-DD (default: the last)")
+    search.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="the best N papers (default 20)"
+    )
+    _add_format(search)
+
+    schema = sub.add_parser(
+        "schema", help="the data dictionary: every dataset, view and table, columns and meanings"
+    )
+    _add_format(schema)
     return parser
+
+
+def _add_format(command: argparse.ArgumentParser) -> None:
+    from tasks.result_formats import FORMATS, TABLE_ROWS
+
+    command.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help=f"output on stdout: table (first {TABLE_ROWS} rows, says how many more), "
+        "or every row as csv, json (an array of objects) or markdown (default table)",
+    )
+
+
+def _print_result(columns: list[str], rows: list[tuple[Any, ...]], output: str) -> None:
+    from tasks.result_formats import FORMATTERS
+
+    sys.stdout.write(FORMATTERS[output](columns, rows))
 
 
 def _params(pairs: Sequence[str]) -> dict[str, str]:
@@ -135,16 +171,6 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
             raise ConfigError(f"--param {pair!r} is not KEY=VALUE")
         params[key] = value
     return params
-
-
-def _print_rows(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    cells = [columns] + [["" if v is None else str(v) for v in row] for row in rows]
-    widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(columns))]
-    for index, row in enumerate(cells):
-        print("  ".join(c[:60].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
-    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -280,7 +306,36 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError("the query needs " + ", ".join(f"--param {m}=..." for m in missing))
     columns, rows = run_query(load_settings(), sql, params or None)
-    _print_rows(columns, rows)
+    _print_result(columns, rows, args.format)
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from arxiv_digest.dates import parse_date
+    from arxiv_digest.resources import analyst_queries
+    from arxiv_digest.settings import load_settings
+    from tasks.catalog import run_query
+
+    start = parse_date(args.start, what="start date") if args.start is not None else date.min
+    end = parse_date(args.end, what="end date") if args.end is not None else date.max
+    if start > end:
+        raise ConfigError(f"--start {start} is after --end {end}")
+    if args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, not {args.limit}")
+    params = {"text": args.text, "start": start, "end": end, "limit": args.limit}
+    columns, rows = run_query(load_settings(), analyst_queries()["search_papers"], params)
+    _print_result(columns, rows, args.format)
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from tasks.dictionary import data_dictionary, schema_rows, schema_text
+
+    relations = data_dictionary()
+    if args.format == "table":
+        sys.stdout.write(schema_text(relations))
+    else:
+        _print_result(*schema_rows(relations), args.format)
     return 0
 
 
@@ -290,6 +345,8 @@ COMMANDS = {
     "catalog": _cmd_catalog,
     "import-digest": _cmd_import_digest,
     "query": _cmd_query,
+    "search": _cmd_search,
+    "schema": _cmd_schema,
 }
 
 

@@ -298,90 +298,6 @@ def _r2(xs: list[int], ys: list[float], slope: float, intercept: float) -> float
     return 1 - sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys, strict=True)) / total
 
 
-def analyst_queries(lake_dir: Path, tmp: Path, repeats: int) -> dict[str, Any]:
-    """Every sql/queries/*.sql over the biggest backfill's lake, local and via S3 on moto."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    from arxiv_digest.resources import analyst_queries as queries
-    from arxiv_digest.resources import query_defaults, query_params
-    from arxiv_digest.settings import load_settings
-    from tasks.catalog import open_catalog, refresh_catalog
-    from tasks.lake import Lake
-    from tests.conftest import free_port
-
-    params = {
-        "start": "2025-01-01",
-        "end": "2025-12-31",
-        "limit": "10",
-        "keyword": "diffusion",
-        "category": "cs.CV",
-        "day": "2025-01-02",
-    }
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    creds = {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench-secret",
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-    }
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench-secret",
-    )
-    s3.create_bucket(Bucket="bench")
-    for path in lake_dir.rglob("*.parquet"):
-        s3.upload_file(str(path), "bench", f"lake/{path.relative_to(lake_dir).as_posix()}")
-    results: dict[str, Any] = {}
-    try:
-        for where, env in [
-            (
-                "local",
-                {
-                    "DIGEST_LAKE_URL": str(lake_dir),
-                    "DIGEST_DUCKDB_PATH": str(tmp / "q-local.duckdb"),
-                },
-            ),
-            (
-                "s3",
-                creds
-                | {
-                    "DIGEST_LAKE_URL": "s3://bench/lake",
-                    "DIGEST_DUCKDB_PATH": str(tmp / "q-s3.duckdb"),
-                },
-            ),
-        ]:
-            with environment(**env):
-                settings = load_settings()
-                refresh_catalog(settings, Lake.from_settings(settings))
-                with open_catalog(settings, read_only=True) as con:
-                    for name, sql in queries().items():
-                        if name == "day_status":
-                            continue  # reads catalog tables, not the lake
-                        args = query_defaults(sql) | {p: params[p] for p in query_params(sql)}
-                        times = []
-                        for _ in range(repeats):
-                            started = time.perf_counter()
-                            con.execute(sql, args or None).fetchall()
-                            times.append((time.perf_counter() - started) * 1000)
-                        times.sort()
-                        results.setdefault(name, {})[where] = {
-                            "median_ms": round(statistics.median(times), 1),
-                            "p95_ms": round(
-                                times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)], 1
-                            ),
-                        }
-    finally:
-        moto.stop()
-    return results
-
-
 class ServerProcess:
     """A loopback test server in its own process, like the real service: it shares neither
     our GIL nor our memory, so the timings and the peak RSS are the pipeline's own."""
@@ -466,14 +382,9 @@ def print_table(results: dict[str, Any]) -> None:
             f"year ~{scale['year_extrapolated_min']} min (target <= 15)",
         )
     )
-    for name, where in results["queries"].items():
-        lines.append(
-            (
-                f"Query {name}",
-                ", ".join(f"{w} {v['median_ms']}/{v['p95_ms']} ms" for w, v in where.items()),
-                "median/p95",
-            )
-        )
+    from bench import analysts
+
+    lines += analysts.table_lines(results["queries"])
     lines += trends.table_lines(results["trends"])
     lines.append(
         (
@@ -510,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     from prefect.testing.utilities import prefect_test_harness
 
+    from bench import analysts
     from tests.servers.arxiv_replay import ReplayServer
 
     day_counts = [3, 7, 14] if args.quick else [7, 30, 90]
@@ -532,8 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["pipeline"] = pipeline_overhead(tmp, replay.url, llm, replay)
         results["backfill"] = backfill_scaling(tmp, day_counts, llm)
-        biggest = Path(results["backfill"]["points"][-1]["work"]) / "lake"
-        results["queries"] = analyst_queries(biggest, tmp, 5 if args.quick else 20)
+        results["queries"] = analysts.bench(tmp, quick=args.quick)
         from bench.summary import summary_quality  # issue 15: the summary's grounding
 
         results["summary"] = summary_quality(

@@ -27,6 +27,7 @@ from arxiv_digest.resources import query_defaults, sql_sections
 from arxiv_digest.settings import Settings
 from tasks.analyst import admit, lake_prefix
 from tasks.lake import PARTITION, SCHEMAS, Lake
+from tasks.search import sync_search
 
 if TYPE_CHECKING:
     from tasks.ingest import FetchedWindow
@@ -164,18 +165,24 @@ RUNS_SCHEMA = pa.schema(
 )
 
 
-def httpfs_extension_path() -> Path:
-    """The httpfs build shipped by the `duckdb-extension-httpfs` package (no download needed)."""
-    import duckdb_extension_httpfs
+def extension_path(name: str) -> Path:
+    """A DuckDB extension's build shipped by the `duckdb-extension-<name>` package (httpfs, aws,
+    fts), loaded by file path: DuckDB cannot download extensions here."""
+    import importlib
 
-    base = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    package = importlib.import_module(f"duckdb_extension_{name}")
+    base = Path(str(package.__file__)).parent / "extensions"
     version = duckdb.__version__
-    matches = sorted(base.glob(f"v{version}/httpfs.duckdb_extension")) or sorted(
-        base.glob("*/httpfs.duckdb_extension")
+    matches = sorted(base.glob(f"v{version}/{name}.duckdb_extension")) or sorted(
+        base.glob(f"*/{name}.duckdb_extension")
     )
     if not matches:
-        raise CatalogError(f"no httpfs extension for DuckDB {version} under {base}")
+        raise CatalogError(f"no {name} extension for DuckDB {version} under {base}")
     return matches[0]
+
+
+def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(f"LOAD {_sql_literal(str(extension_path(name)))}")
 
 
 def _sql_literal(value: str) -> str:
@@ -185,14 +192,17 @@ def _sql_literal(value: str) -> str:
 def configure_s3(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """Load httpfs by path and give this connection (only) the lake's S3 credentials.
 
-    The secret is TEMPORARY: it lives in this connection's memory and never in the DuckDB file.
-    httpfs copies AWS_* variables into plain settings when it loads, where `current_setting` and
-    `duckdb_settings()` would show them; those are emptied, so the secret (which DuckDB redacts)
-    is the only place the credentials live.
+    With AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY set, those keys; without them, the standard AWS
+    credential chain (the `aws` extension: profiles and SSO through AWS_PROFILE and the shared
+    config/credentials files, web identity, container and instance roles), refreshed when
+    temporary credentials expire. The secret is TEMPORARY: it lives in this connection's memory
+    and never in the DuckDB file. httpfs copies AWS_* variables into plain settings when it
+    loads, where `current_setting` and `duckdb_settings()` would show them; those are emptied,
+    so the secret (which DuckDB redacts) is the only place the credentials live.
     """
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
-    con.execute(f"LOAD {_sql_literal(str(httpfs_extension_path()))}")
+    load_extension(con, "httpfs")
     for setting in ("s3_access_key_id", "s3_secret_access_key", "s3_session_token"):
         con.execute(f"SET {setting} = ''")
     options = {
@@ -200,17 +210,32 @@ def configure_s3(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
         "REGION": _sql_literal(settings.aws_region),
         "URL_STYLE": "'path'" if settings.aws_endpoint_url else "'vhost'",
     }
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        options["KEY_ID"] = _sql_literal(settings.aws_access_key_id)
-        options["SECRET"] = _sql_literal(settings.aws_secret_access_key.get_secret_value())
-    if settings.aws_session_token:
-        options["SESSION_TOKEN"] = _sql_literal(settings.aws_session_token.get_secret_value())
+    key_id, secret = settings.aws_access_key_id, settings.aws_secret_access_key
+    if key_id and secret:
+        options["KEY_ID"] = _sql_literal(key_id)
+        options["SECRET"] = _sql_literal(secret.get_secret_value())
+        if settings.aws_session_token:
+            options["SESSION_TOKEN"] = _sql_literal(settings.aws_session_token.get_secret_value())
+    else:
+        load_extension(con, "aws")
+        options["PROVIDER"] = "credential_chain"
+        options["REFRESH"] = "'auto'"
     if settings.aws_endpoint_url:
         parts = urlsplit(settings.aws_endpoint_url)
         options["ENDPOINT"] = _sql_literal(parts.netloc or parts.path)
         options["USE_SSL"] = "true" if parts.scheme == "https" else "false"
     body = ", ".join(f"{key} {value}" for key, value in options.items())
-    con.execute(f"CREATE OR REPLACE TEMPORARY SECRET lake_s3 ({body})")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMPORARY SECRET lake_s3 ({body})")
+    except duckdb.Error as exc:
+        if options.get("PROVIDER") != "credential_chain":
+            raise
+        raise CatalogError(
+            f"the lake is on S3 ({settings.lake_url}) but the AWS credential chain found no "
+            "credentials: set AWS_PROFILE (a profile or SSO session; run `aws sso login` when "
+            "it has expired), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an "
+            f"instance or container role applies ({' '.join(str(exc).split())})"
+        ) from None
 
 
 def _is_lock_conflict(exc: duckdb.Error) -> bool:
@@ -478,6 +503,7 @@ def register_run(
         create_schema(con)
         refresh_views(con, lake)
         refresh_term_weeks(con, days)
+        sync_search(con, lake)
         _upsert_days(con, run.run_id, days)
         _insert_run(con, row)
 
@@ -502,6 +528,7 @@ def refresh_catalog(settings: Settings, lake: Lake) -> None:
         create_schema(con)
         refresh_views(con, lake)
         refresh_term_weeks(con)
+        sync_search(con, lake)
 
     _with_retries(action, settings)
 
@@ -527,9 +554,12 @@ def rebuild_catalog(settings: Settings, lake: Lake) -> dict[str, int]:
     def action(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("DROP TABLE IF EXISTS days")
         con.execute("DROP TABLE IF EXISTS runs")
+        con.execute("DROP SCHEMA IF EXISTS search CASCADE")
+        con.execute("DROP SCHEMA IF EXISTS mirror CASCADE")
         create_schema(con)
         refresh_views(con, lake)
         refresh_term_weeks(con)
+        sync_search(con, lake)
         if lake.has_data("runs"):
             con.execute(sections["rebuild_runs"], {"glob": lake.runs_glob()})
         con.execute(sections["rebuild_days"])
@@ -555,23 +585,28 @@ def open_analyst_connection(settings: Settings) -> Iterator[duckdb.DuckDBPyConne
     impossible afterwards. DuckDB applies these settings to its whole in-process instance of the
     catalog file; catalog connections are short-lived, so no other connection shares it.
     """
-    allowed = _sql_literal(lake_prefix(settings))
     with open_catalog(settings, read_only=True) as con:
-        try:
-            for statement in (
-                f"SET allowed_directories = [{allowed}]",
-                "SET enable_external_access = false",
-                "SET autoinstall_known_extensions = false",
-                "SET autoload_known_extensions = false",
-                "SET python_enable_replacements = false",
-                "SET lock_configuration = true",
-            ):
-                con.execute(statement)
-        except duckdb.Error as exc:
-            raise CatalogError(
-                f"cannot restrict the query connection: {_first_line(exc)}"
-            ) from None
+        restrict_connection(con, settings)
         yield con
+
+
+def restrict_connection(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Load what analyst SQL may call (fts's stemmer, for the search index), then let the
+    connection read the lake and nothing else, and lock its configuration."""
+    allowed = _sql_literal(lake_prefix(settings))
+    try:
+        load_extension(con, "fts")
+        for statement in (
+            f"SET allowed_directories = [{allowed}]",
+            "SET enable_external_access = false",
+            "SET autoinstall_known_extensions = false",
+            "SET autoload_known_extensions = false",
+            "SET python_enable_replacements = false",
+            "SET lock_configuration = true",
+        ):
+            con.execute(statement)
+    except duckdb.Error as exc:
+        raise CatalogError(f"cannot restrict the query connection: {_first_line(exc)}") from None
 
 
 def run_query(

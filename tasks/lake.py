@@ -310,6 +310,16 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 
 @dataclass(frozen=True)
+class DayFile:
+    """One Parquet file of a dataset's day partition."""
+
+    url: str
+    digest_date: date
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
 class Lake:
     """A lake root on one pyarrow filesystem (local or S3): the single way we touch storage."""
 
@@ -508,6 +518,38 @@ class Lake:
         except OSError as exc:
             raise LakeError(f"cannot list {self.table_dir(table)}: {_short(exc)}") from None
         return any(i.type == pafs.FileType.File and i.path.endswith(".parquet") for i in infos)
+
+    def day_files(self, table: str) -> list[DayFile]:
+        """Every Parquet file in a dataset's day partitions (one listing), named as DuckDB reads
+        it (an s3:// URL on S3), with what tells a rewrite: its size and modification time."""
+        try:
+            infos = self.fs.get_file_info(
+                pafs.FileSelector(self.table_dir(table), recursive=True, allow_not_found=True)
+            )
+        except OSError as exc:
+            raise LakeError(f"cannot list {self.table_dir(table)}: {_short(exc)}") from None
+        base = f"s3://{self.root}" if self.on_s3 else self.root
+        files = []
+        for info in infos:
+            partition, _, name = info.path.removeprefix(f"{self.table_dir(table)}/").partition("/")
+            if (
+                info.type != pafs.FileType.File
+                or not partition.startswith(f"{PARTITION}=")
+                or "/" in name
+                or not name.endswith(".parquet")
+                or name.startswith(".")  # a write in progress (arxiv_digest.paths.replace_file)
+            ):
+                continue
+            try:
+                day = date.fromisoformat(partition.removeprefix(f"{PARTITION}="))
+            except ValueError:
+                continue
+            files.append(
+                DayFile(
+                    f"{base}/{table}/{partition}/{name}", day, info.size or 0, info.mtime_ns or 0
+                )
+            )
+        return sorted(files, key=lambda f: f.url)
 
     # -- writes -------------------------------------------------------------------------------
 

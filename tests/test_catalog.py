@@ -30,6 +30,7 @@ PARAMS = {
     # Optional parameters (declared defaults) a tiny lake needs changed to give rows.
     "min_support": "1",
     "max_share": "1",
+    "text": "diffusion vision",
 }
 
 

@@ -44,6 +44,10 @@ def sql_text(path: Path | str) -> str:
 
 @pytest.fixture
 def local(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    return local_paths(settings, tmp_path)
+
+
+def local_paths(settings: Settings, tmp_path: Path) -> dict[str, str]:
     """A registered local lake, plus a file and a database outside it; the paths the statements
     below use (the lake is tmp_path/work/lake)."""
     lake_with_papers(settings)
