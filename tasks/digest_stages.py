@@ -45,7 +45,8 @@ def rank_day(settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]) -
 
 @stage_task(name="fetch_fulltext_day")
 def fetch_fulltext_day(settings: Settings, papers: list[Paper]) -> dict[str, str | None]:
-    if not settings.fulltext:
+    # The compact template reads abstracts only: no PDF to download for it.
+    if not settings.fulltext or settings.analysis_style == "compact":
         return {p.arxiv_id: None for p in papers}
     return fetch_fulltexts(papers, delay_s=settings.arxiv_delay_s)
 
@@ -60,7 +61,12 @@ def analyse_day(
 ) -> list[Analysis]:
     analyses = llm.run(
         analyse_papers(
-            llm.client, papers, fulltexts, topic=settings.topic, language=settings.language
+            llm.client,
+            papers,
+            fulltexts,
+            topic=settings.topic,
+            language=settings.language,
+            style=settings.analysis_style,
         )
     )
     lake.write_day("analyses", llm.day, lake.rows("analyses", [asdict(a) for a in analyses]))

@@ -14,7 +14,9 @@ ceil(len(content) / 4)``. What the content is depends on ``response_format``:
 
 - ``{"type": "json_object", "schema": S}`` (llama-cpp style) or ``{"type": "json_schema",
   "json_schema": {"name": ..., "schema": S}}`` (OpenAI style): JSON text of an instance of S made by
-  `schema_instance` (litellm forwards both to an ``openai/`` model unchanged).
+  `schema_instance` (litellm forwards both to an ``openai/`` model unchanged). Its free strings are
+  whole sentences (or short titles for name-like fields), distinct within one answer: they pass
+  the pipeline's content checks of analyses (tasks/analysis_checks.py).
 - ``{"type": "json_object"}`` without a schema: ``{"text": "<sentences>"}``.
 - no ``response_format`` (or ``{"type": "text"}``): a few plain sentences.
 
@@ -302,6 +304,7 @@ class _Instancer:
         self.injected = injected
         # Unique arrays fall back to ordinary values when the injected one would repeat.
         self.ordinary = self if injected is None else _Instancer(root, rng, chinese, None)
+        self.used: set[str] = set()  # the free texts given so far in this answer
 
     # -- schema plumbing ------------------------------------------------------------------------
 
@@ -488,11 +491,11 @@ class _Instancer:
         if self.injected is not None:
             text = self.injected
         elif (hi is not None and hi < 40) or any(h in hint for h in _TITLE_HINTS):
-            text = _title(self.rng, self.chinese)
+            text = self._fresh(lambda: _title(self.rng, self.chinese))
         elif any(h in hint for h in _LONG_HINTS):
-            text = _sentences(self.rng, self.chinese, self.rng.randint(2, 3))
+            text = self._fresh(lambda: _sentences(self.rng, self.chinese, self.rng.randint(2, 3)))
         else:
-            text = _sentence(self.rng, self.chinese)
+            text = self._fresh(lambda: _sentence(self.rng, self.chinese))
         sep = "" if self.chinese else " "
         while len(text) < lo:
             text += sep + (self.injected or _sentence(self.rng, self.chinese))
@@ -500,6 +503,17 @@ class _Instancer:
             text = text[:hi]
             if len(text.rstrip()) >= lo:
                 text = text.rstrip()
+        return text
+
+    def _fresh(self, make: Callable[[], str]) -> str:
+        """A text not given yet in this answer (best effort): a real model's analysis does not
+        repeat an item, and the pipeline refuses one that does (`repeated_items`)."""
+        text = make()
+        for _ in range(20):
+            if text not in self.used:
+                break
+            text = make()
+        self.used.add(text)
         return text
 
     def _number(self, schema: dict[str, Any]) -> float:
