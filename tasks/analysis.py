@@ -4,7 +4,7 @@ compact template (abstract only, four short fields) for small local models."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -160,6 +160,20 @@ def render_compact_analysis(paper: Paper, a: CompactAnalysis, language: str, top
     return "\n\n".join(blocks)
 
 
+def _checks(
+    paper: Paper, language: str, messages: list[dict[str, str]]
+) -> Callable[[AnyAnalysis], None]:
+    """The content checks of an answer to `messages` (tasks/analysis_checks.py): prose in the
+    requested language, not a label, the title or a copy of our own instructions."""
+    return partial(
+        check_analysis,
+        title=paper.title,
+        language=language,
+        field_names=FIELD_NAMES,
+        instructions=messages[0]["content"],
+    )
+
+
 def template_of(fulltext: str | None, style: Style) -> str:
     """The template a paper is analysed with (the compact one reads the abstract only: a full
     text does not fit a small model's context)."""
@@ -171,55 +185,52 @@ def template_of(fulltext: str | None, style: Style) -> str:
 def build_analysis_request(
     paper: Paper, fulltext: str | None, *, topic: str, language: str, style: Style = "full"
 ) -> LLMRequest[AnyAnalysis]:
-    # Every template's answer must be prose in the requested language (tasks/analysis_checks.py).
-    validate = partial(
-        check_analysis, title=paper.title, language=language, field_names=FIELD_NAMES
-    )
     template = template_of(fulltext, style)
     if template == TEMPLATE_COMPACT:
         prompt = load_prompt("analysis_compact", language)
+        messages = prompt.messages(
+            topic=topic,
+            title=data_block_text(paper.title),
+            abstract=data_block_text(paper.abstract),
+        )
         return LLMRequest(
             stage="analysis_compact",
             subject=paper.versioned_id,
             prompt=prompt,
-            messages=prompt.messages(
-                topic=topic,
-                title=data_block_text(paper.title),
-                abstract=data_block_text(paper.abstract),
-            ),
+            messages=messages,
             schema=CompactAnalysis,
             language=language,
             max_tokens=COMPACT_MAX_TOKENS,
-            validate=validate,
+            validate=_checks(paper, language, messages),
         )
     if fulltext:
         prompt = load_prompt("analysis_fulltext", language)
+        messages = prompt.messages(
+            topic=topic, title=data_block_text(paper.title), fulltext=data_block_text(fulltext)
+        )
         return LLMRequest(
             stage="analysis_fulltext",
             subject=paper.versioned_id,
             prompt=prompt,
-            messages=prompt.messages(
-                topic=topic, title=data_block_text(paper.title), fulltext=data_block_text(fulltext)
-            ),
+            messages=messages,
             schema=FulltextAnalysis,
             language=language,
             max_tokens=2000,
-            validate=validate,
+            validate=_checks(paper, language, messages),
         )
     prompt = load_prompt("analysis_abstract", language)
+    messages = prompt.messages(
+        topic=topic, title=data_block_text(paper.title), abstract=data_block_text(paper.abstract)
+    )
     return LLMRequest(
         stage="analysis_abstract",
         subject=paper.versioned_id,
         prompt=prompt,
-        messages=prompt.messages(
-            topic=topic,
-            title=data_block_text(paper.title),
-            abstract=data_block_text(paper.abstract),
-        ),
+        messages=messages,
         schema=AbstractAnalysis,
         language=language,
         max_tokens=1500,
-        validate=validate,
+        validate=_checks(paper, language, messages),
     )
 
 
