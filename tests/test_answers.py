@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,45 @@ def test_read_json_names_an_empty_answer(content: str) -> None:
 def test_read_json_gives_the_same_value_as_json_when_already_strict() -> None:
     content = json.dumps({"text": "“quoted” and ```fenced```", "n": [1, 2.5, None, True]})
     assert read_json(content).value == json.loads(content)
+
+
+# -- the bundled local model's real answers (tests/data/local_model_answers, PROVENANCE.md) ------
+
+ANSWERS = Path(__file__).parent / "data" / "local_model_answers"
+
+
+def real_answers(name: str) -> list[dict[str, str]]:
+    lines = (ANSWERS / name).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+FULL = real_answers("full-template-2026-06-30.jsonl")
+COMPACT = real_answers("compact-template-2026-06-30.jsonl")
+
+
+def test_real_answers_with_raw_newlines_are_read_without_a_repair() -> None:
+    """SmolLM2-135M writes raw newlines inside strings (llama.cpp's grammar allows them): strict
+    JSON refused these answers, which cost a repair and then the placeholder."""
+    raw = [a for a in FULL if a["finish_reason"] == "stop" and "\n" in a["content"]]
+    assert len(raw) == 2
+    for answer in raw:
+        with pytest.raises(json.JSONDecodeError, match="control character"):
+            json.loads(answer["content"])
+        read = read_json(answer["content"])
+        assert read.fixes == ("control_characters",)
+        assert set(read.value) >= {"contribution", "impact", "relevance"}
+
+
+@pytest.mark.parametrize(
+    "answer", [a for a in FULL + COMPACT if a["finish_reason"] == "length"], ids=lambda a: a["turn"]
+)
+def test_real_answers_cut_at_max_tokens_stay_invalid(answer: dict[str, str]) -> None:
+    with pytest.raises(Rejected, match=r"^invalid_json: Unterminated string"):
+        read_json(answer["content"])
+
+
+def test_every_finished_real_answer_is_json_in_spirit() -> None:
+    finished = [a for a in FULL + COMPACT if a["finish_reason"] == "stop"]
+    assert len(finished) == 25
+    for answer in finished:
+        assert isinstance(read_json(answer["content"]).value, dict)
