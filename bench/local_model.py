@@ -1,14 +1,17 @@
 """The local model on the bundled day's top 10: analyses accepted, rejected by rule, seconds each.
 
-    python -m bench --local-model [--label NAME] [--top N] [--threads N]
+    python -m bench --local-model [--label NAME] [--top N] [--style compact|full]
+                                  [--threads N] [--threads-batch N] [--n-ctx N]
 
 Takes minutes (the local model writes ~20 tokens/s on a CPU): run it under `nice -n 10` on a
 shared machine. It replays the bundled day (2026-06-30, cs.CV) in-process, ranks it with the
 offline heuristic (as the demo does), starts the packaged model with `arxiv_digest.local_llm`,
 and asks the analysis stage's own requests one paper at a time through the real LLM client
 (litellm, lenient parse, validators, one repair turn). Per paper it keeps the status, the rule
-that rejected an answer, the seconds spent, the tokens and every raw answer. Results go to
+that rejected an answer, the seconds spent, the tokens and every raw answer; from llama.cpp's
+own log, the prompt and generation speeds (tokens/s). Results go to
 bench/results_local_model.json under `--label` (earlier labels are kept), for BENCHMARKS.md.
+The template style is the settings' (`auto`: compact for the local model) unless `--style`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import asyncio
 import json
 import os
 import platform
+import re
+import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from datetime import date
@@ -30,6 +36,10 @@ RESULTS = ROOT / "bench" / "results_local_model.json"
 DAY = date(2026, 6, 30)  # the bundled real day
 TOPIC = "Computer Vision"
 CATEGORIES = ["cs.CV"]
+# llama.cpp's timing lines, one pair per request:
+# "prompt eval time = 812.3 ms / 402 tokens (2.02 ms per token, 494.9 tokens per second)"
+# "       eval time = 9120.5 ms / 187 runs   (48.77 ms per token, 20.50 tokens per second)"
+_SPEED = re.compile(r"(prompt eval|\beval) time =.*?([\d.]+) tokens per second")
 
 
 def top_papers(arxiv_url: str, top: int) -> list[Any]:
@@ -52,8 +62,28 @@ def rule_of(error: str | None) -> str | None:
     return head if head.replace("_", "").isalnum() else error[:60]
 
 
+def speeds(log: str) -> dict[str, float | None]:
+    """Median prompt and generation speed (tokens/s) over the requests in a server log."""
+    found: dict[str, list[float]] = {"prompt eval": [], "eval": []}
+    for kind, rate in _SPEED.findall(log):
+        found[kind.strip()].append(float(rate))
+    return {
+        "prompt_tokens_per_s": round(statistics.median(found["prompt eval"]), 1)
+        if found["prompt eval"]
+        else None,
+        "generation_tokens_per_s": round(statistics.median(found["eval"]), 1)
+        if found["eval"]
+        else None,
+    }
+
+
 async def analyse_one_by_one(
-    papers: list[Any], model: str, base_url: str, api_key: str, answers: list[dict[str, Any]]
+    papers: list[Any],
+    model: str,
+    base_url: str,
+    api_key: str,
+    answers: list[dict[str, Any]],
+    style: Any,
 ) -> list[dict[str, Any]]:
     import litellm
 
@@ -64,10 +94,12 @@ async def analyse_one_by_one(
 
     async def recording(**kwargs: Any) -> Any:
         response = await litellm.acompletion(**kwargs)
+        # One paper at a time, one attempt per call: its second call is the repair.
+        turn = "repair" if answers and answers[-1]["arxiv_id"] == current["id"] else "first"
         answers.append(
             {
                 "arxiv_id": current["id"],
-                "turn": "repair" if len(kwargs["messages"]) > 2 else "first",
+                "turn": turn,
                 "content": str(response.choices[0].message.content or ""),
                 "finish_reason": response.choices[0].finish_reason,
             }
@@ -90,7 +122,9 @@ async def analyse_one_by_one(
         current["id"] = paper.arxiv_id
         before = len(client.calls)
         started = time.perf_counter()
-        (analysis,) = await analyse_papers(client, [paper], {}, topic=TOPIC, language="en")
+        (analysis,) = await analyse_papers(
+            client, [paper], {}, topic=TOPIC, language="en", style=style
+        )
         seconds = time.perf_counter() - started
         calls = client.calls[before:]
         rows.append(
@@ -137,25 +171,39 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(label: str, top: int, threads: int | None) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     from arxiv_digest import local_llm
+    from arxiv_digest.settings import load_settings
     from tests.servers.arxiv_replay import ReplayServer
 
+    style = args.style or load_settings(llm_model=local_llm.LITELLM_MODEL).analysis_style
     with ReplayServer() as replay:
-        papers = top_papers(replay.url, top)
+        papers = top_papers(replay.url, args.top)
     answers: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    with local_llm.start_local_llm(threads=threads) as server:
-        startup = time.perf_counter() - started
-        rows = asyncio.run(
-            analyse_one_by_one(papers, server.model, server.base_url, server.api_key, answers)
-        )
+    options = {
+        "threads": args.threads or local_llm.default_threads(),
+        "threads_batch": args.threads_batch or args.threads or local_llm.default_threads(),
+        "n_ctx": args.n_ctx,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-local-model-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        started = time.perf_counter()
+        with local_llm.start_local_llm(log_path=log_path, **options) as server:
+            startup = time.perf_counter() - started
+            rows = asyncio.run(
+                analyse_one_by_one(
+                    papers, server.model, server.base_url, server.api_key, answers, style
+                )
+            )
+        log = log_path.read_text(encoding="utf-8", errors="replace")
     return {
-        "label": label,
+        "label": args.label,
         "day": DAY.isoformat(),
         "model": local_llm.MODELS[local_llm.DEFAULT_MODEL].description,
-        "threads": threads or local_llm.default_threads(),
+        "style": style,
+        "server": options,
         "server_startup_s": round(startup, 1),
+        "speeds": speeds(log),
         "summary": summarise(rows),
         "papers": rows,
         "answers": answers,
@@ -171,11 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench --local-model", description=__doc__)
     parser.add_argument("--label", default="latest", help="key of this run in the results file")
     parser.add_argument("--top", type=int, default=10, help="papers to analyse (default 10)")
+    parser.add_argument("--style", choices=["compact", "full"], default=None)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    parser.add_argument("--threads-batch", type=int, default=None, help="for prompt eval")
+    parser.add_argument("--n-ctx", type=int, default=4096, help="llama.cpp context size")
     args = parser.parse_args(argv)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     sys.path.insert(0, str(ROOT))  # tests.servers (the replay server)
-    result = run(args.label, args.top, args.threads)
+    result = run(args)
     stored = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
     stored[args.label] = result
     RESULTS.write_text(json.dumps(stored, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
