@@ -49,6 +49,7 @@ def build_digest(
 ) -> Digest:
     """The renderer's input: selected papers in rank order, failed analyses as placeholders."""
     markdown = {a.arxiv_id: a.markdown for a in analyses}
+    invalid = {a.arxiv_id for a in analyses if a.status == "invalid"}
     return Digest(
         digest_date=day,
         topic=topic,
@@ -61,7 +62,8 @@ def build_digest(
                 published=p.published.date(),
                 categories=p.categories,
                 abstract=p.abstract,
-                analysis_md=markdown.get(p.arxiv_id) or failed_analysis_placeholder(language),
+                analysis_md=markdown.get(p.arxiv_id)
+                or failed_analysis_placeholder(language, invalid=p.arxiv_id in invalid),
                 key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])),
             )
             for p in papers

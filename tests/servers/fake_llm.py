@@ -53,7 +53,8 @@ the word "output" that follows the phrase, up to the end of its sentence, quotes
 if there is none), integer and number fields take their largest allowed value (``2**31 - 1`` when
 unbounded), enums their last value, booleans true, arrays ``maxItems`` items when given. Strings
 with a ``format`` (dates, URIs) stay well-formed. The answer is still schema-valid: the pipeline's
-job is to confine the damage to that one paper.
+job is to confine the damage to that one paper. ``junk`` is the same answer on any request, with
+"CATEGORIES" as the payload: schema-valid junk, as the bundled SmolLM2-135M wrote (issue 17).
 
 ``FakeLLMServer.calls`` is a snapshot of every chat request: ``model``, ``messages``,
 ``response_format``, ``fault`` (fired kind or None), ``status``, ``prompt_tokens``,
@@ -103,7 +104,10 @@ FAULT_KINDS = (
     "401",
     "unknown-model",
     "reset",
+    "junk",
 )
+# What the `junk` fault writes in every free string: the bundled small model's favourite.
+JUNK_TOKEN = "CATEGORIES"
 INJECTION_PHRASE = "ignore previous instructions"
 INJECTION_DEFAULT = "PWNED"
 UNBOUNDED_MAX = 2**31 - 1  # an "index" an obeying model picks when the schema sets no maximum
@@ -998,7 +1002,7 @@ class FakeLLMServer(LoopbackServer):
             msg = "The server had an error while processing your request (fake-llm fault)."
             return _error(500, msg, "server_error"), record
 
-        injected = payload if fault == "injection" else None
+        injected = {"injection": payload, "junk": JUNK_TOKEN}.get(fault or "")
         try:
             content = build_content(body, self.seed, injected=injected)
         except ValueError as exc:
