@@ -99,7 +99,10 @@ def summarize_day(
     settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper], analyses: list[Analysis]
 ) -> tuple[str, str]:
     """The executive summary (Markdown) and how it came about (its status)."""
-    gists = {a.arxiv_id: a.fields_json for a in analyses if a.fields_json}
+    # A paper without an accepted analysis gets an empty gist, not its raw abstract: when the
+    # checks refused an analysis because the model obeyed an instruction in the abstract, that
+    # abstract must not reach the day's summary either (the damage stays in its paper).
+    gists = {a.arxiv_id: a.fields_json or "" for a in analyses}
     summary, outcome = llm.run(
         write_executive_summary(
             llm.client, papers, gists, day=llm.day, topic=settings.topic, language=settings.language
