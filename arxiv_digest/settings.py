@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from arxiv_digest.categories import unknown_categories
 from arxiv_digest.errors import ConfigError
+from arxiv_digest.local_llm import LITELLM_MODEL as LOCAL_LITELLM_MODEL
 
 DEFAULT_ARXIV_API_URL = "https://export.arxiv.org/api/query"
 # DIGEST_ fields whose values a settings error never shows.
@@ -99,6 +100,20 @@ class Settings(BaseSettings):
         # An empty variable means "no profiles file": the one default profile.
         return (value or "").strip() or None
 
+    # -- Small local models (issue 17) --
+    # The analysis template: "full" (the reference's sections, from the full text or abstract),
+    # "compact" (four one-sentence fields from the abstract and one short example, for small
+    # local models), or "auto": compact exactly when DIGEST_LLM_MODEL names the packaged local
+    # model (openai/local-model, the default and the demo's), full otherwise.
+    analysis_template_style: Literal["auto", "compact", "full"] = "auto"
+
+    @property
+    def analysis_style(self) -> Literal["compact", "full"]:
+        """The analysis template style in effect (`auto` resolved)."""
+        if self.analysis_template_style != "auto":
+            return self.analysis_template_style
+        return "compact" if self.llm_model == LOCAL_LITELLM_MODEL else "full"
+
     @field_validator("categories", mode="before")
     @classmethod
     def _split_categories(cls, value: object) -> object:
@@ -170,6 +185,7 @@ def digest_config_hash(settings: Settings, prompts_fingerprint: str, profile: st
         "model": settings.llm_model,
         "fulltext": settings.fulltext,
         "prompts": prompts_fingerprint,
+        "analysis_style": settings.analysis_style,
     }
     if profile:
         relevant["profile"] = profile

@@ -1,6 +1,7 @@
 """Benchmarks: real flows on loopback servers, each figure against an ideal from the same run.
 
     python -m bench [--quick]
+    python -m bench --local-model [options]   (minutes: the local model, bench/local_model.py)
 
 Prints a table and writes bench/results.json. See BENCHMARKS.md for the latest full run.
 """
@@ -407,8 +408,14 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--local-model" in argv:  # its own options and results file
+        from bench.local_model import main as local_model_main
+
+        return local_model_main([a for a in argv if a != "--local-model"])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (< 5 minutes)")
+    parser.add_argument("--local-model", action="store_true", help="see bench/local_model.py")
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -1,13 +1,17 @@
-"""Per-paper analysis: the full-text template when the PDF was read, else the abstract one."""
+"""Per-paper analysis: the full-text template when the PDF was read, else the abstract one; the
+compact template (abstract only, four short fields) for small local models."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tasks.analysis_checks import check_analysis
 from tasks.llm import LLMClient, LLMRequest, Outcome
 from tasks.markdown_text import escape_markdown_block
 from tasks.models import Paper
@@ -15,7 +19,12 @@ from tasks.prompts import data_block_text, load_prompt, output_text
 
 TEMPLATE_FULLTEXT = "fulltext"
 TEMPLATE_ABSTRACT = "abstract"
+TEMPLATE_COMPACT = "compact"
+# "full": the reference's templates (full text or abstract); "compact": CompactAnalysis.
+Style = Literal["full", "compact"]
 _Items = list[str]
+# The compact answer is four sentences: a bound that also stops a looping small model early.
+COMPACT_MAX_TOKENS = 400
 
 
 class AbstractAnalysis(BaseModel):
@@ -30,7 +39,10 @@ class AbstractAnalysis(BaseModel):
 
 
 class FulltextAnalysis(BaseModel):
-    """The reference's "全面中文摘要" papers, written from the paper's full text."""
+    """A comprehensive summary written from the paper's full text."""
+
+    # The reference's "全面中文摘要" papers. Not in the docstring: that is the schema's
+    # description, which the model reads (it said "Chinese" to English requests).
 
     research_question: str = Field(description="the research question and main idea")
     innovations: _Items = Field(min_length=1, max_length=6, description="methods/innovations")
@@ -38,6 +50,23 @@ class FulltextAnalysis(BaseModel):
     limitations: _Items = Field(min_length=1, max_length=6, description="stated limitations")
     future_directions: _Items = Field(min_length=1, max_length=6, description="future work")
     conclusion: str = Field(description="short conclusion")
+
+
+class CompactAnalysis(BaseModel):
+    """For small local models: four one-sentence fields from the abstract (no lists, which a
+    135M model fills with numbers and labels), each bounded so the answer stays short."""
+
+    contribution: str = Field(max_length=400, description="what the paper does, one sentence")
+    method: str = Field(max_length=400, description="how it works, one sentence")
+    impact: str = Field(max_length=400, description="why it matters to the field, one sentence")
+    limitation: str = Field(max_length=400, description="one limitation, one sentence")
+
+
+AnyAnalysis = AbstractAnalysis | FulltextAnalysis | CompactAnalysis
+# A model that answers one field with a field name has copied a label, whichever template asked.
+FIELD_NAMES = frozenset(
+    {*AbstractAnalysis.model_fields, *FulltextAnalysis.model_fields, *CompactAnalysis.model_fields}
+)
 
 
 @dataclass(frozen=True)
@@ -113,47 +142,110 @@ def render_fulltext_analysis(paper: Paper, a: FulltextAnalysis, language: str) -
     return "\n\n".join(blocks)
 
 
+def render_compact_analysis(paper: Paper, a: CompactAnalysis, language: str, topic: str) -> str:
+    h = output_text("analysis", language)
+    s = [heading.format(topic=_text(topic)) for heading in h["compact_sections"]]
+    blocks = [
+        h["abstract_intro"].format(topic=_text(topic)),
+        h["abstract_title"].format(title=_text(paper.title)),
+        s[0],
+        _text(a.contribution),
+        s[1],
+        _text(a.method),
+        s[2],
+        _text(a.impact),
+        s[3],
+        _text(a.limitation),
+    ]
+    return "\n\n".join(blocks)
+
+
+def _checks(
+    paper: Paper, language: str, messages: list[dict[str, str]]
+) -> Callable[[AnyAnalysis], None]:
+    """The content checks of an answer to `messages` (tasks/analysis_checks.py): prose in the
+    requested language, not a label, the title or a copy of our own instructions."""
+    return partial(
+        check_analysis,
+        title=paper.title,
+        language=language,
+        field_names=FIELD_NAMES,
+        instructions=messages[0]["content"],
+    )
+
+
+def template_of(fulltext: str | None, style: Style) -> str:
+    """The template a paper is analysed with (the compact one reads the abstract only: a full
+    text does not fit a small model's context)."""
+    if style == "compact":
+        return TEMPLATE_COMPACT
+    return TEMPLATE_FULLTEXT if fulltext else TEMPLATE_ABSTRACT
+
+
 def build_analysis_request(
-    paper: Paper, fulltext: str | None, *, topic: str, language: str
-) -> LLMRequest[AbstractAnalysis | FulltextAnalysis]:
+    paper: Paper, fulltext: str | None, *, topic: str, language: str, style: Style = "full"
+) -> LLMRequest[AnyAnalysis]:
+    template = template_of(fulltext, style)
+    if template == TEMPLATE_COMPACT:
+        prompt = load_prompt("analysis_compact", language)
+        messages = prompt.messages(
+            topic=topic,
+            title=data_block_text(paper.title),
+            abstract=data_block_text(paper.abstract),
+        )
+        return LLMRequest(
+            stage="analysis_compact",
+            subject=paper.versioned_id,
+            prompt=prompt,
+            messages=messages,
+            schema=CompactAnalysis,
+            language=language,
+            max_tokens=COMPACT_MAX_TOKENS,
+            validate=_checks(paper, language, messages),
+        )
     if fulltext:
         prompt = load_prompt("analysis_fulltext", language)
+        messages = prompt.messages(
+            topic=topic, title=data_block_text(paper.title), fulltext=data_block_text(fulltext)
+        )
         return LLMRequest(
             stage="analysis_fulltext",
             subject=paper.versioned_id,
             prompt=prompt,
-            messages=prompt.messages(
-                topic=topic, title=data_block_text(paper.title), fulltext=data_block_text(fulltext)
-            ),
+            messages=messages,
             schema=FulltextAnalysis,
             language=language,
             max_tokens=2000,
+            validate=_checks(paper, language, messages),
         )
     prompt = load_prompt("analysis_abstract", language)
+    messages = prompt.messages(
+        topic=topic, title=data_block_text(paper.title), abstract=data_block_text(paper.abstract)
+    )
     return LLMRequest(
         stage="analysis_abstract",
         subject=paper.versioned_id,
         prompt=prompt,
-        messages=prompt.messages(
-            topic=topic,
-            title=data_block_text(paper.title),
-            abstract=data_block_text(paper.abstract),
-        ),
+        messages=messages,
         schema=AbstractAnalysis,
         language=language,
         max_tokens=1500,
+        validate=_checks(paper, language, messages),
     )
 
 
 def analysis_row(
     paper: Paper,
-    outcome: Outcome[AbstractAnalysis | FulltextAnalysis],
+    outcome: Outcome[AnyAnalysis],
     fulltext: str | None,
     *,
     topic: str,
     language: str,
+    style: Style = "full",
 ) -> Analysis:
-    template = TEMPLATE_FULLTEXT if fulltext else TEMPLATE_ABSTRACT
+    """The row of one paper; `error` names the rule that refused the answer (`invalid`) or
+    the first answer of a `repaired` one ("too_short: ..."), None when accepted at once."""
+    template = template_of(fulltext, style)
     value = outcome.value
     if value is None:
         return Analysis(
@@ -168,6 +260,8 @@ def analysis_row(
         )
     if isinstance(value, FulltextAnalysis):
         markdown = render_fulltext_analysis(paper, value, language)
+    elif isinstance(value, CompactAnalysis):
+        markdown = render_compact_analysis(paper, value, language, topic)
     else:
         markdown = render_abstract_analysis(paper, value, language, topic)
     return Analysis(
@@ -178,7 +272,7 @@ def analysis_row(
         json.dumps(value.model_dump(), ensure_ascii=False, sort_keys=True),
         markdown,
         outcome.status,
-        None,
+        outcome.error if outcome.status == "repaired" else None,
     )
 
 
@@ -189,14 +283,17 @@ async def analyse_papers(
     *,
     topic: str,
     language: str,
+    style: Style = "full",
 ) -> list[Analysis]:
     """One analysis per selected paper; a failure is recorded, never raised."""
     requests = [
-        build_analysis_request(p, fulltexts.get(p.arxiv_id), topic=topic, language=language)
+        build_analysis_request(
+            p, fulltexts.get(p.arxiv_id), topic=topic, language=language, style=style
+        )
         for p in papers
     ]
     outcomes = await client.structured_many(requests)
     return [
-        analysis_row(p, o, fulltexts.get(p.arxiv_id), topic=topic, language=language)
+        analysis_row(p, o, fulltexts.get(p.arxiv_id), topic=topic, language=language, style=style)
         for p, o in zip(papers, outcomes, strict=True)
     ]

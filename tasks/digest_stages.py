@@ -117,7 +117,8 @@ async def rank_each(
 
 @stage_task(name="fetch_fulltext_day")
 def fetch_fulltext_day(settings: Settings, papers: list[Paper]) -> dict[str, str | None]:
-    if not settings.fulltext:
+    # The compact template reads abstracts only: no PDF to download for it.
+    if not settings.fulltext or settings.analysis_style == "compact":
         return {p.arxiv_id: None for p in papers}
     return fetch_fulltexts(papers, delay_s=settings.arxiv_delay_s)
 
@@ -136,7 +137,14 @@ def analyse_day(
     work = by_language(picks, profiles)
     done = llm.run(
         gather_all(
-            analyse_papers(llm.client, papers, fulltexts, topic=settings.topic, language=language)
+            analyse_papers(
+                llm.client,
+                papers,
+                fulltexts,
+                topic=settings.topic,
+                language=language,
+                style=settings.analysis_style,
+            )
             for language, papers in work.items()
         )
     )

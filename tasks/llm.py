@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from arxiv_digest.backoff import backoff_seconds
 from arxiv_digest.errors import ConfigError, DayCancelledError, LLMUnavailableError
+from tasks.answers import Rejected, read_json
 from tasks.prompts import Prompt, repair_message
 
 T = TypeVar("T", bound=BaseModel)
@@ -69,7 +69,6 @@ def quiet_litellm() -> None:
 
 
 TEMPERATURE = 0.0
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 _RETRYABLE: tuple[type[BaseException], ...] = (
     litellm.RateLimitError,
     litellm.Timeout,
@@ -187,7 +186,9 @@ class LLMCallRecord:
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     attempts: int = 0
-    status: str = "ok"  # ok | error | cancelled | invalid (a remembered invalid answer)
+    # ok | error | cancelled | invalid (a remembered invalid answer) | rejected (an answer that
+    # failed parsing or a check; `error` names the rule, e.g. "too_short: ...")
+    status: str = "ok"
     error: str | None = None
 
 
@@ -257,20 +258,19 @@ def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
-def extract_json(content: str) -> str:
-    """The JSON text of an answer, without a Markdown code fence some models add."""
-    match = _FENCE.match(content)
-    return match.group(1) if match else content.strip()
-
-
 def parse_answer(request: LLMRequest[T], content: str) -> T:
-    """Validate an answer against the schema and the stage's own checks (ValueError if not)."""
-    if not content.strip():
-        raise ValueError("empty answer")
+    """Validate an answer against the schema and the stage's own checks (ValueError if not).
+
+    The JSON is read leniently (tasks/answers.py: control characters in strings, a fence,
+    prose around it, trailing commas); what is refused raises Rejected, a ValueError named
+    by its rule (empty_answer, invalid_json, schema, or a stage check's own rule).
+    """
+    read = read_json(content)
     try:
-        value = request.schema.model_validate_json(extract_json(content))
+        # Validated as JSON (not as Python objects): the schema's JSON-mode rules apply.
+        value = request.schema.model_validate_json(json.dumps(read.value))
     except ValidationError as exc:
-        raise ValueError(_first_errors(exc)) from None
+        raise Rejected("schema", _first_errors(exc)) from None
     if request.validate is not None:
         request.validate(value)
     return value
@@ -406,14 +406,11 @@ class LLMClient:
         remembered = self._remembered_invalid(request)
         if remembered is not None:
             return remembered
-        key, content, error = await self._answer(request, request.messages)
+        key, content, error, record = await self._answer(request, request.messages)
         if content is None:
             return Outcome(None, "failed", error)
-        try:
-            value = parse_answer(request, content)
-        except ValueError as exc:
-            problem = str(exc)
-        else:
+        value, problem = self._judge(request, content, record)
+        if value is not None:
             # Persisting writes a file: off the event loop, so other calls keep flowing.
             await self._persist(key, request, content)
             return Outcome(value, "ok")
@@ -422,18 +419,33 @@ class LLMClient:
             {"role": "assistant", "content": content[:4000]},
             repair_message(request.language, problem),
         ]
-        repair_key, repaired, error = await self._answer(request, repair)
+        repair_key, repaired, error, record = await self._answer(request, repair)
         if repaired is None:
             return Outcome(None, "failed", error)
-        try:
-            value = parse_answer(request, repaired)
-        except ValueError as exc:
-            problem = f"invalid answer after one repair: {exc}"
-            await self._persist(invalid_key(key), request, problem)
-            return Outcome(None, "invalid", problem)
+        value, after_repair = self._judge(request, repaired, record)
+        if value is None:
+            # The rule that refused the repaired answer: what analyses.error and the
+            # remembered verdict record ("rule: detail").
+            await self._persist(invalid_key(key), request, after_repair)
+            return Outcome(None, "invalid", after_repair)
         await self._persist(key, request, content)
         await self._persist(repair_key, request, repaired)
-        return Outcome(value, "repaired")
+        return Outcome(value, "repaired", problem)  # the rule the first answer broke
+
+    def _judge(
+        self, request: LLMRequest[T], content: str, record: LLMCallRecord
+    ) -> tuple[T | None, str]:
+        """The answer's value, or None and why not. The record of the call (or cache hit) that
+        brought the answer is final only now: `rejected` with the rule if refused."""
+        try:
+            value: T | None = parse_answer(request, content)
+            problem = ""
+        except ValueError as exc:
+            value, problem = None, str(exc)
+            record.status, record.error = "rejected", problem
+        if self.on_record is not None:
+            self.on_record(record)
+        return value, problem
 
     async def _persist(self, key: str, request: LLMRequest[Any], content: str) -> None:
         await asyncio.get_running_loop().run_in_executor(
@@ -479,15 +491,15 @@ class LLMClient:
 
     async def _answer(
         self, request: LLMRequest[T], messages: list[dict[str, str]]
-    ) -> tuple[str, str | None, str | None]:
+    ) -> tuple[str, str | None, str | None, LLMCallRecord]:
+        """(cache key, answer or None, why none, the call's record). The record of an answer
+        is handed on by `_judge` once the answer is read; that of a failure here."""
         key = request.cache_key(self.model, messages)
         cached = self.cache.get(key)
         if cached is not None:
             hit = self._record(request, key, cache_hit=True)
             self.calls.append(hit)
-            if self.on_record is not None:
-                self.on_record(hit)
-            return key, cached, None
+            return key, cached, None, hit
         assert self._semaphore is not None
         async with self._semaphore:
             self._raise_if_closed()
@@ -495,9 +507,9 @@ class LLMClient:
             record = self._record(request, key, cache_hit=False)
             self.calls.append(record)
             content, error = await self._call_with_retries(request, messages, record)
-        if self.on_record is not None:
+        if content is None and self.on_record is not None:
             self.on_record(record)
-        return key, content, error
+        return key, content, error, record
 
     def _raise_if_closed(self) -> None:
         """Fail before sending when the circuit is open or the client was stopped."""

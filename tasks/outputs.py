@@ -54,6 +54,7 @@ def build_digest(
     each paper's why (a profile's ranking reason) where `whys` has one."""
     markdown = {a.arxiv_id: a.markdown for a in analyses}
     whys = whys or {}
+    invalid = {a.arxiv_id for a in analyses if a.status == "invalid"}
     return Digest(
         digest_date=day,
         topic=topic,
@@ -66,7 +67,8 @@ def build_digest(
                 published=p.published.date(),
                 categories=p.categories,
                 abstract=p.abstract,
-                analysis_md=markdown.get(p.arxiv_id) or failed_analysis_placeholder(language),
+                analysis_md=markdown.get(p.arxiv_id)
+                or failed_analysis_placeholder(language, invalid=p.arxiv_id in invalid),
                 key_findings=tuple(f.sentence for f in findings.get(p.arxiv_id, [])),
                 code_urls=p.enrichment.code_urls,
                 venue=p.enrichment.venue_line(),

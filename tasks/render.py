@@ -84,15 +84,17 @@ def check_arxiv_id(arxiv_id: str) -> str:
     return arxiv_id
 
 
-def failed_analysis_placeholder(language: str) -> str:
-    """The analysis text for a paper whose analysis failed (it is retried on the next run), from
-    prompts/output_text.toml."""
+def failed_analysis_placeholder(language: str, *, invalid: bool = False) -> str:
+    """The analysis text for a paper whose analysis failed (it is retried on the next run), or,
+    with `invalid`, whose answers the checks refused (not asked again until --retry-failed),
+    from prompts/output_text.toml."""
     if language not in output_languages():
         raise DigestFormatError(
             f"no failed-analysis placeholder for language {language!r}; "
             f"use one of {', '.join(output_languages())}"
         )
-    return str(output_text("digest", language)["failed_analysis"])
+    key = "invalid_analysis" if invalid else "failed_analysis"
+    return str(output_text("digest", language)[key])
 
 
 def normalize_digest(digest: Digest) -> Digest:

@@ -9,12 +9,16 @@ from datetime import date
 
 import pytest
 
+from arxiv_digest.settings import digest_config_hash, load_settings
 from tasks.analysis import (
     AbstractAnalysis,
+    CompactAnalysis,
     FulltextAnalysis,
     analyse_papers,
     analysis_row,
+    build_analysis_request,
     render_abstract_analysis,
+    render_compact_analysis,
     render_fulltext_analysis,
 )
 from tasks.digest_format import validate_digest
@@ -241,3 +245,62 @@ def test_analyse_papers_renders_zh_markdown_when_fake_llm_answers(fake_llm: Fake
     assert all(s in (rows[0].markdown or "") for s in ABSTRACT_SECTIONS["zh"])
     assert all(s in (rows[1].markdown or "") for s in FULLTEXT_SECTIONS["zh"])
     assert set(json.loads(rows[1].fields_json or "{}")) == set(FulltextAnalysis.model_fields)
+
+
+# -- the compact template (small local models) ---------------------------------------------------
+
+COMPACT_SECTIONS = {
+    "zh": ["**1. 论文的主要贡献**", "**2. 方法**", f"**3. 对{TOPIC}领域的意义**", "**4. 局限性**"],
+    "en": [
+        "**1. Main contribution**",
+        "**2. Method**",
+        f"**3. Why it matters for {TOPIC}**",
+        "**4. Limitation**",
+    ],
+}
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_render_compact_analysis_has_four_sections_when_rendered(language: str) -> None:
+    analysis = CompactAnalysis(contribution="Con.", method="Met.", impact="Imp.", limitation="Lim.")
+    markdown = render_compact_analysis(make_paper(title="Depth"), analysis, language, TOPIC)
+    assert bold_lines(markdown)[1:] == COMPACT_SECTIONS[language]
+    for text in ("Con.", "Met.", "Imp.", "Lim."):
+        assert f"\n\n{text}" in markdown
+
+
+def test_compact_style_reads_the_abstract_even_when_a_full_text_was_read() -> None:
+    request = build_analysis_request(
+        make_paper(abstract="We study depth."),
+        "Full text here.",
+        topic=TOPIC,
+        language="en",
+        style="compact",
+    )
+    assert (request.stage, request.schema) == ("analysis_compact", CompactAnalysis)
+    assert "We study depth." in request.messages[1]["content"]
+    assert "Full text here." not in request.messages[1]["content"]
+    assert request.max_tokens <= 400  # four sentences: a looping model stops early
+
+
+@pytest.mark.parametrize(
+    ("model", "style", "expected"),
+    [
+        ("openai/local-model", "auto", "compact"),  # the packaged local model (the default)
+        ("openai/fake-model", "auto", "full"),
+        ("deepseek/deepseek-chat", "auto", "full"),
+        ("openai/local-model", "full", "full"),
+        ("deepseek/deepseek-chat", "compact", "compact"),
+    ],
+)
+def test_analysis_style_follows_the_setting_and_the_model_when_auto(
+    model: str, style: str, expected: str
+) -> None:
+    settings = load_settings(llm_model=model, analysis_template_style=style)
+    assert settings.analysis_style == expected
+
+
+def test_digest_config_hash_changes_when_analysis_style_changes() -> None:
+    full = load_settings(llm_model="openai/local-model", analysis_template_style="full")
+    compact = load_settings(llm_model="openai/local-model", analysis_template_style="compact")
+    assert digest_config_hash(full, "p") != digest_config_hash(compact, "p")

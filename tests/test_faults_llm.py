@@ -4,7 +4,7 @@ One regression test per fault, through the real flows, litellm and the fake LLM 
 - the LLM cannot answer at all (unreachable, key refused, unknown model, no provider): the run
   fails fast with one line and exit 2, the day stays unfinished and a later backfill redoes it;
 - an answer still invalid after its repair is deterministic: remembered, never asked again,
-  except with --retry-failed;
+  except with --retry-failed; schema-valid junk is invalid too (the content checks);
 - transient failures (500, exhausted 429, timeout, reset) leave the day
   `digested-with-failures`: a backfill does not skip it and asks just those requests again;
 - a stage that fails (the lake unwritable) or Ctrl-C stops the day's other LLM work at once;
@@ -30,6 +30,7 @@ from flows.backfill import backfill
 from flows.daily import daily_digest
 from tasks.catalog import open_catalog, rebuild_catalog
 from tasks.lake import Lake
+from tasks.render import failed_analysis_placeholder
 from tasks.resume import day_complete
 from tests.conftest import free_port
 from tests.servers.arxiv_replay import ReplayServer
@@ -183,6 +184,26 @@ def test_answer_invalid_after_repair_is_not_asked_again_until_retry_failed(
     assert code == 0 and "(1 done, 0 skipped as finished)" in out
     assert len(fake_llm.calls) > calls
     assert {s for (s,) in stored("SELECT DISTINCT status FROM analyses")} <= {"ok", "repaired"}
+
+
+def test_schema_valid_junk_is_refused_by_its_rule_and_never_printed(llm_env, fake_llm):
+    """The bundled small model's junk ("contribution": "CATEGORIES"): valid JSON, valid schema,
+    refused by the content checks, repaired in vain, then the refused-analysis placeholder."""
+    fake_llm.set_faults(LLMFault("junk-token", count=0, match="AbstractAnalysis"))
+    daily_digest(date=DAY)
+    analyses = stored("SELECT status, error FROM analyses")
+    assert analyses and {status for status, _ in analyses} == {"invalid"}
+    assert all(error.startswith("field_name: contribution ") for _, error in analyses)
+    calls = stored("SELECT status, error FROM llm_calls WHERE stage = 'analysis_abstract'")
+    assert len(calls) == 2 * len(analyses)  # each answer and its repair
+    assert {(status, error.split(":")[0]) for status, error in calls} == {
+        ("rejected", "field_name")
+    }
+    digest = (llm_env / "output" / f"{DAY}.md").read_text(encoding="utf-8")
+    placeholder = failed_analysis_placeholder(load_settings().language, invalid=True)
+    assert digest.count(placeholder) == len(analyses)
+    assert "CATEGORIES" not in digest.split("## Papers")[1]
+    assert day_status() == "digested"  # refused answers are remembered: the day is finished
 
 
 # -- transient: the day is not finished ---------------------------------------------------------

@@ -21,13 +21,13 @@ import tasks.llm as llm_module
 import tasks.prompts as prompts_module
 from arxiv_digest.errors import DayCancelledError, LLMUnavailableError
 from tasks.analysis import build_analysis_request
+from tasks.answers import Rejected
 from tasks.llm import (
     LLMCache,
     LLMClient,
     LLMConfigError,
     LLMRequest,
     RateLimiter,
-    extract_json,
     invalid_key,
     parse_answer,
 )
@@ -642,28 +642,64 @@ def test_structured_repairs_when_answer_empty() -> None:
     completion = Scripted("", VALID)
     outcome = asyncio.run(make_client(completion).structured(make_request()))
     assert outcome.status == "repaired"
-    assert "empty answer" in completion.calls[1]["messages"][-1]["content"]
+    assert "empty_answer" in completion.calls[1]["messages"][-1]["content"]
 
 
-# -- JSON extraction ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("content", "expected"),
-    [
-        ('```json\n{"a": 1}\n```', '{"a": 1}'),
-        ('```\n{"a": 1}\n```', '{"a": 1}'),
-        ('  ```json {"a": 1} ```  \n', '{"a": 1}'),
-        ('  {"a": 1}\n', '{"a": 1}'),
-        ('{"code": "```"}', '{"code": "```"}'),
-    ],
-)
-def test_extract_json_strips_fence_when_present(content: str, expected: str) -> None:
-    assert extract_json(content) == expected
+# -- JSON extraction (the lenient rules themselves: tests/test_answers.py) -------------------------
 
 
 def test_parse_answer_accepts_answer_when_fenced() -> None:
     assert parse_answer(make_request(), f"```json\n{VALID}\n```") == Answer(label="ok", n=3)
+
+
+def test_parse_answer_accepts_raw_newline_inside_a_string() -> None:
+    answer = parse_answer(make_request(), '{"label": "two\nlines", "n": 3}')
+    assert answer == Answer(label="two\nlines", n=3)
+
+
+@pytest.mark.parametrize(
+    ("content", "rule"),
+    [
+        ("", "empty_answer"),
+        ('{"label": "ok"', "invalid_json"),
+        ('{"label": "ok", "n": 99}', "schema"),
+    ],
+)
+def test_parse_answer_names_the_rule_when_answer_refused(content: str, rule: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        parse_answer(make_request(), content)
+    assert refused.value.rule == rule
+    assert str(refused.value).startswith(f"{rule}: ")
+
+
+def test_structured_accepts_control_characters_without_a_repair() -> None:
+    completion = Scripted('{"label": "line one\n\tline two", "n": 2}')
+    outcome = asyncio.run(make_client(completion).structured(make_request()))
+    assert (outcome.status, len(completion.calls)) == ("ok", 1)
+
+
+def test_structured_records_the_rule_of_a_rejected_answer_in_its_call() -> None:
+    completion = Scripted('{"label": "ok", "n": 99}', VALID)
+    seen: list[tuple[str, str | None]] = []
+    client = make_client(completion, on_record=lambda r: seen.append((r.status, r.error)))
+    outcome = asyncio.run(client.structured(make_request()))
+    assert outcome.status == "repaired"
+    assert (outcome.error or "").startswith("schema: n: ")  # the rule the first answer broke
+    assert [c.status for c in client.calls] == ["rejected", "ok"]
+    assert (client.calls[0].error or "").startswith("schema: n: ")
+    assert seen == [(c.status, c.error) for c in client.calls]  # handed on once final
+
+
+def test_structured_records_the_final_rule_when_invalid() -> None:
+    completion = Scripted('{"label": "ok"', '{"label": "ok", "n": 99}')
+    client = make_client(completion)
+    outcome = asyncio.run(client.structured(make_request()))
+    assert outcome.status == "invalid"
+    assert (outcome.error or "").startswith("schema: n: ")
+    assert [(c.status, (c.error or "").split(":")[0]) for c in client.calls] == [
+        ("rejected", "invalid_json"),
+        ("rejected", "schema"),
+    ]
 
 
 # -- response format ------------------------------------------------------------------------------

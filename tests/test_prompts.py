@@ -31,7 +31,14 @@ from tasks.rank import build_rank_request
 from tasks.summary_plan import plan_summary
 from tests.conftest import make_paper
 
-STAGES = ("rank", "key_findings", "analysis_abstract", "analysis_fulltext", "summary")
+STAGES = (
+    "rank",
+    "key_findings",
+    "analysis_abstract",
+    "analysis_fulltext",
+    "analysis_compact",
+    "summary",
+)
 LANGUAGES = ("zh", "en")
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 PLACEHOLDER = re.compile(r"\$(?:\{?[A-Za-z_])")
@@ -62,6 +69,9 @@ def stage_requests(
         ),
         "analysis_fulltext": build_analysis_request(
             paper, fulltext, topic="computer vision", language=language
+        ),
+        "analysis_compact": build_analysis_request(
+            paper, fulltext, topic="computer vision", language=language, style="compact"
         ),
         "summary": build_summary_request(
             plan := plan_summary([paper], {paper.arxiv_id: ["depth"]}),

@@ -144,6 +144,15 @@ def test_render_prints_failed_analysis_placeholder_for_language(language, expect
     assert parse_digest(out).papers[0].analysis_md == expected
 
 
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_render_prints_the_refused_placeholder_when_the_checks_refused_the_answers(language):
+    refused = failed_analysis_placeholder(language, invalid=True)
+    assert refused != failed_analysis_placeholder(language)
+    assert "--retry-failed" in refused
+    out = render_digest(make_digest(make_paper(1, analysis_md=refused)))
+    assert parse_digest(out).papers[0].analysis_md == refused
+
+
 def test_failed_analysis_placeholder_rejects_unknown_language():
     with pytest.raises(ValueError, match="zh"):
         failed_analysis_placeholder("fr")

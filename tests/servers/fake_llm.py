@@ -14,7 +14,9 @@ ceil(len(content) / 4)``. What the content is depends on ``response_format``:
 
 - ``{"type": "json_object", "schema": S}`` (llama-cpp style) or ``{"type": "json_schema",
   "json_schema": {"name": ..., "schema": S}}`` (OpenAI style): JSON text of an instance of S made by
-  `schema_instance` (litellm forwards both to an ``openai/`` model unchanged).
+  `schema_instance` (litellm forwards both to an ``openai/`` model unchanged). Its free strings are
+  whole sentences (or short titles for name-like fields), distinct within one answer: they pass
+  the pipeline's content checks of analyses (tasks/analysis_checks.py).
 - ``{"type": "json_object"}`` without a schema: ``{"text": "<sentences>"}``.
 - no ``response_format`` (or ``{"type": "text"}``): a few plain sentences.
 
@@ -53,7 +55,8 @@ the word "output" that follows the phrase, up to the end of its sentence, quotes
 if there is none), integer and number fields take their largest allowed value (``2**31 - 1`` when
 unbounded), enums their last value, booleans true, arrays ``maxItems`` items when given. Strings
 with a ``format`` (dates, URIs) stay well-formed. The answer is still schema-valid: the pipeline's
-job is to confine the damage to that one paper.
+job is to confine the damage to that one paper. ``junk-token`` is the same answer on any request,
+with "CATEGORIES" as the payload: schema-valid junk, as the bundled SmolLM2-135M wrote (issue 17).
 
 ``FakeLLMServer.calls`` is a snapshot of every chat request: ``model``, ``messages``,
 ``response_format``, ``fault`` (fired kind or None), ``status``, ``prompt_tokens``,
@@ -104,11 +107,14 @@ FAULT_KINDS = (
     "unknown-model",
     "reset",
     "junk",
+    "junk-token",
 )
 # What the `junk` fault puts in every string: the local model's real failures in the demo's
 # executive summary (issue 15): a leaked template token, fused words, an invented number, a
 # chat end token.
 JUNK_TEXT = "{{#text}} The themall method uses 10% more data.<|im_end|>"
+# What the `junk-token` fault writes in every free string: the bundled small model's favourite.
+JUNK_TOKEN = "CATEGORIES"
 INJECTION_PHRASE = "ignore previous instructions"
 INJECTION_DEFAULT = "PWNED"
 UNBOUNDED_MAX = 2**31 - 1  # an "index" an obeying model picks when the schema sets no maximum
@@ -309,6 +315,7 @@ class _Instancer:
         self.injected = injected
         # Unique arrays fall back to ordinary values when the injected one would repeat.
         self.ordinary = self if injected is None else _Instancer(root, rng, chinese, None)
+        self.used: set[str] = set()  # the free texts given so far in this answer
 
     # -- schema plumbing ------------------------------------------------------------------------
 
@@ -495,11 +502,11 @@ class _Instancer:
         if self.injected is not None:
             text = self.injected
         elif (hi is not None and hi < 40) or any(h in hint for h in _TITLE_HINTS):
-            text = _title(self.rng, self.chinese)
+            text = self._fresh(lambda: _title(self.rng, self.chinese))
         elif any(h in hint for h in _LONG_HINTS):
-            text = _sentences(self.rng, self.chinese, self.rng.randint(2, 3))
+            text = self._fresh(lambda: _sentences(self.rng, self.chinese, self.rng.randint(2, 3)))
         else:
-            text = _sentence(self.rng, self.chinese)
+            text = self._fresh(lambda: _sentence(self.rng, self.chinese))
         sep = "" if self.chinese else " "
         while len(text) < lo:
             text += sep + (self.injected or _sentence(self.rng, self.chinese))
@@ -507,6 +514,17 @@ class _Instancer:
             text = text[:hi]
             if len(text.rstrip()) >= lo:
                 text = text.rstrip()
+        return text
+
+    def _fresh(self, make: Callable[[], str]) -> str:
+        """A text not given yet in this answer (best effort): a real model's analysis does not
+        repeat an item, and the pipeline refuses one that does (`repeated_items`)."""
+        text = make()
+        for _ in range(20):
+            if text not in self.used:
+                break
+            text = make()
+        self.used.add(text)
         return text
 
     def _number(self, schema: dict[str, Any]) -> float:
@@ -1007,7 +1025,7 @@ class FakeLLMServer(LoopbackServer):
             msg = "The server had an error while processing your request (fake-llm fault)."
             return _error(500, msg, "server_error"), record
 
-        injected = payload if fault == "injection" else None
+        injected = {"injection": payload, "junk-token": JUNK_TOKEN}.get(fault or "")
         try:
             content = build_content(body, self.seed, injected=injected)
         except ValueError as exc:
