@@ -33,6 +33,7 @@ def backfill(
     digest: bool = True,
     force: bool = False,
     retry_failed: bool = False,
+    history_before: date | None = None,
 ) -> RunSummary:
     """Every digest day from `start` to `end` (inclusive); finished days are skipped.
 
@@ -52,6 +53,8 @@ def backfill(
         stop_on_error=False,
         retry_failed=retry_failed,
         skipped=todo.skipped,
+        # A distributed backfill's day runs are given its start: the same history as here.
+        history_before=history_before or start,
     )
     summary = run_days(
         digest_day, todo.days, plan, settings=todo.settings, lake=todo.lake, flow="backfill"
@@ -113,6 +116,7 @@ def distributed_backfill(
             "digest": digest,
             "force": force,
             "retry_failed": retry_failed,
+            "history_before": start.isoformat(),
         },
     )
     get_run_logger().info(

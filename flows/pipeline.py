@@ -64,7 +64,12 @@ def digest_day(day: date, run: DayRun) -> RenderedDigest | None:
             }
             summaries = {
                 p.name: llm.submit(
-                    summarize_day, profile_settings(settings, p), lake, llm, ordered[p.name][0]
+                    summarize_day,
+                    profile_settings(settings, p),
+                    lake,
+                    llm,
+                    ordered[p.name][0],
+                    run.plan.history_before,
                 )
                 for p in profiles
             }

@@ -53,6 +53,10 @@ class DayPlan:
     stop_on_error: bool = True  # daily: the first failure ends the run; backfill: keep going
     retry_failed: bool = False  # ask again the LLM requests remembered as invalid
     skipped: tuple[date, ...] = ()  # days of the range already finished (a backfill's)
+    # The executive summary's trends read the days before this one (and the digest day itself),
+    # never other days of the same backfill: so the order its days are digested in (in
+    # parallel, on other machines) cannot change a digest. None: the days before each day.
+    history_before: date | None = None
 
     def wants(self, day: date, window: FetchedWindow) -> bool:
         """Whether a fetched day goes on: a target day must have candidates (an error, unless

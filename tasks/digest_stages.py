@@ -199,7 +199,7 @@ def extract_key_findings_day(
 
 
 def summary_inputs(
-    lake: Lake, day: date, papers: list[Paper]
+    lake: Lake, day: date, papers: list[Paper], history_before: date | None = None
 ) -> tuple[dict[str, list[str]], list[RisingTermLike], dict[str, int], int]:
     """What the executive summary is built from besides the selected papers: key phrases of
     each selected paper (by arXiv id), the day's rising terms, and how many of the day's papers
@@ -210,7 +210,7 @@ def summary_inputs(
     """
     day_papers = load_day_papers(lake, day) or papers
     day_terms = paper_terms_of(day_papers)
-    rising: list[RisingTermLike] = list(rising_terms(lake, day))
+    rising: list[RisingTermLike] = list(rising_terms(lake, day, history_before=history_before))
     return (
         {p.arxiv_id: day_terms.get(p.arxiv_id, []) for p in papers},
         rising,
@@ -225,10 +225,14 @@ async def gather_all(coros: Iterable[Coroutine[Any, Any, R]]) -> list[R]:
 
 @stage_task(name="summarize_day")
 def summarize_day(
-    settings: Settings, lake: Lake, llm: DayLLM, papers: list[Paper]
+    settings: Settings,
+    lake: Lake,
+    llm: DayLLM,
+    papers: list[Paper],
+    history_before: date | None = None,
 ) -> tuple[str, str]:
     """The executive summary (Markdown) and how it came about (its status)."""
-    terms, rising, counts, day_papers = summary_inputs(lake, llm.day, papers)
+    terms, rising, counts, day_papers = summary_inputs(lake, llm.day, papers, history_before)
     plan = plan_summary(
         papers, terms, rising, topic=settings.topic, day_term_counts=counts, day_papers=day_papers
     )

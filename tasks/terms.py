@@ -201,6 +201,7 @@ def rising_terms(
     max_share: float | None = None,
     smoothing: float | None = None,
     limit: int | None = None,
+    history_before: date | None = None,
 ) -> list[RisingTerm]:
     """The terms rising on `day` (default: the latest day with terms), as
     sql/queries/emerging_terms.sql defines them; unset options take that file's defaults.
@@ -210,6 +211,9 @@ def rising_terms(
     can ask before the catalog is registered. With no earlier days (a one-day lake) the
     previous window is empty: every term's previous share is 0 and its ratio grows with its
     count alone, so the day's most used phrases come first.
+
+    From the lake, a day's trends never read later days, nor days from `history_before` on
+    other than the day itself (a backfill's own days: see DayPlan.history_before).
     """
     sql = analyst_queries()[QUERY]
     given = {
@@ -223,7 +227,7 @@ def rising_terms(
     }
     params = query_defaults(sql) | {k: str(v) for k, v in given.items() if v is not None}
     if isinstance(source, Lake):
-        return _from_lake(source, sql, params)
+        return _from_lake(source, sql, params, history_before)
     return _rows(source.execute(sql, params).fetchall())
 
 
@@ -231,7 +235,9 @@ def _rows(rows: Sequence[Sequence[Any]]) -> list[RisingTerm]:
     return [RisingTerm(str(r[0]), int(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
 
 
-def _from_lake(lake: Lake, sql: str, params: Mapping[str, str]) -> list[RisingTerm]:
+def _from_lake(
+    lake: Lake, sql: str, params: Mapping[str, str], history_before: date | None = None
+) -> list[RisingTerm]:
     """The query over the weeks it reads, summed from the lake's daily terms into a private
     in-memory DuckDB with the catalog's own statements (so both give the same answer)."""
     if params["day"] == "latest":
@@ -245,9 +251,11 @@ def _from_lake(lake: Lake, sql: str, params: Mapping[str, str]) -> list[RisingTe
     weeks = int(params["weeks"]) + int(params["previous_weeks"])
     first = last_monday - timedelta(days=7 * (weeks - 1))
     day = ds.field(PARTITION)
-    # Whole weeks, as the catalog sums them (the week of `last` with its later days, if any).
-    end = last_monday + timedelta(days=6)
-    window = lake.read_table("terms", where=(day >= first.isoformat()) & (day <= end.isoformat()))
+    # Only the day and the days before it (before `history_before`, when given): never what
+    # other runs, or later days of this one, happen to have stored by now.
+    before = min(history_before or last, last)
+    wanted = (day >= first.isoformat()) & ((day < before.isoformat()) | (day == last.isoformat()))
+    window = lake.read_table("terms", where=wanted)
     window = window.set_column(
         window.schema.get_field_index(PARTITION),
         PARTITION,

@@ -124,11 +124,13 @@ def week_days(weeks: int) -> list[date]:
     return [LAST - timedelta(weeks=weeks - 1 - n) for n in range(weeks)]
 
 
-def trend_lake(settings, weeks: int = 12, rising_from: int = 8) -> None:
+def trend_lake(settings, weeks: int = 12, rising_from: int = 8, only=None) -> None:
     """`weeks` days of 100 papers each: "world model" in 10 of them every week, "gaussian
     splatting" in 2 until week `rising_from`, then in 20; "video" in 30 (background)."""
     lake = open_lake(settings)
     for n, day in enumerate(week_days(weeks)):
+        if only is not None and day not in only:
+            continue
         rising = 20 if n >= rising_from else 2
         per_paper = [
             [t for t, k in (("world model", 10), (RISING, rising), ("video", 30)) if i < k]
@@ -181,6 +183,20 @@ def test_rising_terms_from_the_lake_equal_the_catalogs(settings):
     lake = open_lake(settings)
     for day in (None, week_days(12)[9]):
         assert rising_terms(lake, day, max_share=1) == query(settings, day=day, max_share=1)
+
+
+def test_rising_terms_of_a_backfill_day_never_read_later_days_or_the_backfills_own(settings):
+    """A day's summary must not depend on the order a backfill digests its days in: from the
+    lake, later days and days from `history_before` on (other than the day) are not read."""
+    days = week_days(12)
+    trend_lake(settings, only=[d for d in days if d not in (days[8], days[10], days[11])])
+    lake = open_lake(settings)
+    early = rising_terms(lake, days[9], max_share=1, history_before=days[8])
+    trend_lake(settings)  # now days 8, 10 and 11 are stored too
+    assert rising_terms(lake, days[9], max_share=1, history_before=days[8]) == early
+    # Recent weeks 6..9 without the backfill's own week 8: 2 + 2 + 20 papers.
+    assert next(t for t in early if t.term == RISING).count == 24
+    assert rising_terms(lake, days[9], max_share=1) != early  # without the bound: week 8 counts
 
 
 def test_rising_terms_on_a_one_day_lake_rank_phrases_by_count_against_an_empty_baseline(
