@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict
 from datetime import date
-from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact
 
@@ -17,7 +16,7 @@ from tasks.fulltext import fetch_fulltexts
 from tasks.key_findings import Finding, extract_key_findings
 from tasks.lake import Lake
 from tasks.models import Paper
-from tasks.outputs import RenderedDigest, build_digest, write_if_changed
+from tasks.outputs import RenderedDigest, build_digest
 from tasks.prompts import prompts_fingerprint
 from tasks.rank import Ranking, rank_papers
 from tasks.render import render_digest
@@ -114,7 +113,8 @@ def render_day(
     findings: dict[str, list[Finding]],
     usage: DayUsage,
 ) -> RenderedDigest:
-    """Render the digest; store it in the lake and DIGEST_OUTPUT_DIR; attach it as an artifact."""
+    """Render the digest; store it in the lake (the run's publish step writes it to
+    DIGEST_OUTPUT_DIR); attach it as an artifact."""
     digest = build_digest(
         day, settings.topic, settings.language, summary_md, papers, analyses, findings
     )
@@ -141,7 +141,6 @@ def render_day(
             ],
         ),
     )
-    write_if_changed(Path(settings.output_dir) / f"{day.isoformat()}.md", markdown)
     create_markdown_artifact(
         markdown=markdown,
         key=f"digest-{day.isoformat()}",

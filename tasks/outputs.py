@@ -12,7 +12,6 @@ from arxiv_digest.settings import Settings
 from tasks.analysis import Analysis
 from tasks.catalog import open_catalog
 from tasks.key_findings import Finding
-from tasks.lake import Lake
 from tasks.markdown_text import EMPTY, escape_markdown_inline, unescape_markdown_inline
 from tasks.models import Paper
 from tasks.render import Digest, DigestPaper, failed_analysis_placeholder
@@ -123,14 +122,3 @@ def write_index(settings: Settings) -> bool:
     return write_if_changed(
         Path(settings.output_dir) / "README.md", render_index(index_rows(settings))
     )
-
-
-def write_outputs_from_lake(settings: Settings, lake: Lake, days: list[date]) -> None:
-    """DIGEST_OUTPUT_DIR made from the lake (after the catalog was rebuilt from it): the digests
-    other machines rendered, and the index."""
-    output = Path(settings.output_dir)
-    for day in days:
-        table = lake.read_day("digests", day)
-        if table is not None and table.num_rows:
-            write_if_changed(output / f"{day.isoformat()}.md", table.column("markdown")[0].as_py())
-    write_index(settings)
