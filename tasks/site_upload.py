@@ -52,7 +52,10 @@ def parse_site_url(url: str) -> SiteLocation:
     if not bucket:
         raise ConfigError(f"DIGEST_SITE_URL={url!r} names no bucket: {hint}")
     if not _BUCKET.fullmatch(bucket) or any(c.isspace() for c in prefix):
-        raise ConfigError(f"DIGEST_SITE_URL={url!r} has an invalid bucket name: {hint}")
+        raise ConfigError(
+            f"DIGEST_SITE_URL={url!r} is not a valid S3 location (bucket names are 3-63 "
+            f"lower-case letters, digits, dots and hyphens): {hint}"
+        )
     prefix = prefix.strip("/")
     return SiteLocation(bucket, f"{prefix}/" if prefix else "")
 

@@ -41,6 +41,10 @@ def test_day_through_fake_llm_produces_every_section_and_rerun_is_free(llm_env, 
     assert digest_path.read_text(encoding="utf-8") == text
     index = (llm_env / "output" / "README.md").read_text(encoding="utf-8")
     assert "[2026-06-30](2026-06-30.md)" in index
+    # The run's publish step made the site and the feed from the lake too.
+    page = (llm_env / "output" / "site" / "2026-06-30.html").read_text(encoding="utf-8")
+    assert page.count("data-paper ") == 10
+    assert b"<id>tag:arxiv-digest," in (llm_env / "output" / "feed.xml").read_bytes()
     assert set(prefect_artifact_keys()) >= {"digest-2026-06-30", "digest-counts-2026-06-30"}
 
 

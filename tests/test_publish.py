@@ -1,0 +1,307 @@
+"""The publish step (tasks/publish.py): every output from the lake, changed days only, the
+same bytes wherever it runs; the `publish` command; the site's upload to S3 (moto)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+from datetime import date, timedelta
+from pathlib import Path
+
+import boto3
+import feedparser
+import pytest
+
+from arxiv_digest.settings import Settings, load_settings
+from tasks import publish as publish_module
+from tasks.catalog import refresh_catalog
+from tasks.lake import Lake
+from tasks.outputs import index_rows, render_index
+from tasks.publish import LOCK, MANIFEST, Listing, Manifest, plan_publish, publish
+from tasks.site_upload import content_type
+from tests.digest_days import day_papers, write_days, write_digest_day
+from tests.test_cli import assert_one_line_error, run_cli
+
+FIRST = date(2026, 6, 1)
+
+
+@pytest.fixture
+def lake(settings: Settings) -> Lake:
+    return Lake.from_settings(settings)
+
+
+def published_days(settings: Settings, lake: Lake, count: int = 3) -> list[date]:
+    days = write_days(lake, FIRST, count, per_day=3, unselected=2)
+    refresh_catalog(settings, lake)
+    return days
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+def test_publish_writes_every_output_from_the_lake(settings, lake):
+    days = published_days(settings, lake)
+    summary = publish(settings, lake)
+    out = Path(settings.output_dir)
+    assert summary.digests == 3 and summary.rebuilt == [d.isoformat() for d in days]
+    for day in days:
+        stored = lake.read_day("digests", day).column("markdown")[0].as_py()
+        assert (out / f"{day}.md").read_bytes() == stored.encode()  # byte for byte
+        assert (out / "site" / f"{day}.html").exists()
+    assert (out / "README.md").read_text(encoding="utf-8") == render_index(index_rows(settings))
+    site = out / "site"
+    assert {p.name for p in site.iterdir()} >= {
+        "index.html",
+        "search.html",
+        "reading-list.html",
+        "search-index.js",
+        "style.css",
+        "site.js",
+        "feed.xml",
+    }
+    feed = feedparser.parse((out / "feed.xml").read_bytes())
+    assert [e.link for e in feed.entries] == [f"site/{d}.html" for d in reversed(days)]
+    # The site's copy links from where it lies.
+    assert feedparser.parse((site / "feed.xml").read_bytes()).entries[0].link == f"{days[-1]}.html"
+    assert summary.site_index == site / "index.html" and summary.feed == out / "feed.xml"
+
+
+def test_second_publish_writes_nothing(settings, lake):
+    published_days(settings, lake)
+    publish(settings, lake)
+    out = Path(settings.output_dir)
+    before = mtimes(out)
+    summary = publish(settings, lake)
+    assert summary.rebuilt == [] and summary.pages_written == summary.markdown_written == 0
+    assert mtimes(out) == before
+
+
+def test_a_new_day_rebuilds_it_and_the_page_that_now_links_to_it(settings, lake):
+    days = published_days(settings, lake)
+    publish(settings, lake)
+    site = Path(settings.output_dir) / "site"
+    untouched = (site / f"{days[0]}.html").stat().st_mtime_ns
+    new_day = days[-1] + timedelta(days=1)
+    write_digest_day(lake, new_day, day_papers(new_day, 2))
+    summary = publish(settings, lake)
+    assert summary.rebuilt == [days[-1].isoformat(), new_day.isoformat()]
+    assert summary.pages_written == 2 and summary.markdown_written == 1
+    assert f'href="{new_day}.html"' in (site / f"{days[-1]}.html").read_text(encoding="utf-8")
+    assert (site / f"{days[0]}.html").stat().st_mtime_ns == untouched
+    assert f'"day":"{new_day}"' in (site / "search-index.js").read_text(encoding="utf-8")
+
+
+def test_a_changed_digest_is_published_again(settings, lake):
+    days = published_days(settings, lake)
+    publish(settings, lake)
+    markdown = write_digest_day(lake, days[1], day_papers(days[1], 2), summary="A new summary.")
+    summary = publish(settings, lake)
+    assert summary.rebuilt == [days[1].isoformat()]
+    out = Path(settings.output_dir)
+    assert (out / f"{days[1]}.md").read_text(encoding="utf-8") == markdown
+    assert "A new summary." in (out / "site" / f"{days[1]}.html").read_text(encoding="utf-8")
+    assert "A new summary." not in (out / "site" / "index.html").read_text(encoding="utf-8")
+
+
+def test_files_changed_or_deleted_on_disk_are_written_again(settings, lake):
+    days = published_days(settings, lake)
+    publish(settings, lake)
+    out = Path(settings.output_dir)
+    expected = tree(out)
+    (out / "site" / f"{days[0]}.html").unlink()
+    (out / f"{days[1]}.md").write_text("edited by hand", encoding="utf-8")
+    (out / "site" / "search-index.js").write_text("broken", encoding="utf-8")
+    (out / "site" / "site.js").unlink()
+    summary = publish(settings, lake)
+    assert summary.pages_written == 1 and summary.markdown_written == 1
+    assert tree(out) == expected
+
+
+def test_a_template_change_rebuilds_every_page(settings, lake, monkeypatch):
+    days = published_days(settings, lake)
+    publish(settings, lake)
+    monkeypatch.setattr(publish_module, "version_key", lambda: "changed-templates")
+    summary = publish(settings, lake)
+    assert summary.rebuilt == [d.isoformat() for d in days] and summary.pages_written == 3
+    assert summary.markdown_written == 0
+
+
+def test_a_damaged_manifest_rebuilds_everything_to_the_same_bytes(settings, lake):
+    published_days(settings, lake)
+    publish(settings, lake)
+    out = Path(settings.output_dir)
+    expected = tree(out)
+    (out / MANIFEST).write_text("{not json", encoding="utf-8")
+    assert publish(settings, lake).pages_written == 3
+    assert tree(out) == expected
+
+
+def test_a_day_gone_from_the_lake_loses_its_page(settings, lake):
+    days = published_days(settings, lake)
+    publish(settings, lake)
+    lake.fs.delete_dir(f"{lake.table_dir('digests')}/digest_date={days[0]}")
+    refresh_catalog(settings, lake)
+    summary = publish(settings, lake)
+    site = Path(settings.output_dir) / "site"
+    assert summary.removed == [days[0].isoformat()] and summary.digests == 2
+    assert not (site / f"{days[0]}.html").exists()
+    assert f"{days[0]}.html" not in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_same_lake_publishes_the_same_bytes_anywhere(settings, lake, tmp_path):
+    published_days(settings, lake)
+    publish(settings, lake)
+    elsewhere = load_settings(output_dir=str(tmp_path / "elsewhere"))
+    publish(elsewhere, lake)
+    assert tree(Path(settings.output_dir)) == tree(tmp_path / "elsewhere")
+
+
+def test_publish_holds_the_output_directorys_lock_while_it_writes(settings, lake, monkeypatch):
+    # Runs on several machines may share DIGEST_OUTPUT_DIR: one publish at a time.
+    published_days(settings, lake)
+    real = publish_module._publish_locked
+    probed = []
+
+    def probe(*args):
+        with (Path(settings.output_dir) / LOCK).open("a") as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        probed.append(True)
+        return real(*args)
+
+    monkeypatch.setattr(publish_module, "_publish_locked", probe)
+    publish(settings, lake)
+    assert probed == [True]
+    with (Path(settings.output_dir) / LOCK).open("a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released at the end
+
+
+def test_plan_redoes_only_what_changed():
+    days = [FIRST + timedelta(days=i) for i in range(3)]
+    listings = [Listing(d, f"hash-{d}") for d in days]
+    manifest = Manifest("v1")
+    first = plan_publish(listings, manifest, {}, {})
+    assert first.load == days and first.pages == set(days) and first.markdown == set(days)
+    # As if published: remember each day with its page.
+    shas = {d: f"sha-{d}" for d in days}
+    for i, day in enumerate(days):
+        previous = days[i - 1] if i else None
+        following = days[i + 1] if i + 1 < len(days) else None
+        manifest.days[day.isoformat()] = publish_module.DayState(
+            f"hash-{day}",
+            {},
+            publish_module.page_key(listings[i], previous, following, "v1"),
+            shas[day],
+        )
+    markdown = {d: f"hash-{d}" for d in days}
+    assert plan_publish(listings, manifest, shas, markdown).load == []
+    changed = [listings[0], Listing(days[1], "new"), listings[2]]
+    assert plan_publish(changed, manifest, shas, markdown).load == [days[1]]
+    assert plan_publish(listings[:2], manifest, shas, markdown).removed == [str(days[2])]
+    assert plan_publish(listings[:2], manifest, shas, markdown).pages == {days[1]}
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def test_publish_command_prints_where_to_open_the_site_and_feed(settings, lake, capsys):
+    published_days(settings, lake)
+    code, out, err = run_cli(capsys, "publish")
+    assert code == 0, err
+    site = (Path(settings.output_dir) / "site" / "index.html").resolve()
+    assert "published 3 digests" in out and "(3 rebuilt from the lake)" in out
+    assert f"site: {site.as_uri()}" in out and "feed: output/feed.xml" in out
+    code, out, _ = run_cli(capsys, "publish", "--start", "2026-06-01", "--end", "2026-06-02")
+    assert code == 0 and "(0 rebuilt from the lake)" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--start", "2026-06-01"], "give both --start and --end"),
+        (["--start", "2026-6-1", "--end", "2026-06-02"], "start date '2026-6-1' is not a valid"),
+        (["--start", "2026-06-02", "--end", "2026-06-01"], "the range is reversed"),
+        (["--start", "2026-06-01", "--end", "2999-01-01"], "is in the future"),
+    ],
+)
+def test_publish_command_rejects_bad_dates_with_one_line(settings_env, capsys, args, needle):
+    code, _, err = run_cli(capsys, "publish", *args)
+    assert_one_line_error(code, err, needle)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        (
+            "DIGEST_SITE_URL",
+            "https://example.org/site",
+            "DIGEST_SITE_URL='https://example.org/site'",
+        ),
+        ("DIGEST_SITE_URL", "s3://", "names no bucket"),
+        ("DIGEST_SITE_URL", "s3://Bad_Bucket/x", "is not a valid S3 location"),
+        ("DIGEST_SITE_BASE_URL", "example.org/digests", "is not an http(s) URL"),
+    ],
+)
+def test_malformed_site_settings_are_refused_before_anything_is_written(
+    settings_env, capsys, monkeypatch, variable, value, needle
+):
+    monkeypatch.setenv(variable, value)
+    code, _, err = run_cli(capsys, "publish")
+    assert_one_line_error(code, err, needle)
+    assert not (settings_env / "lake").exists() and not (settings_env / "output").exists()
+
+
+# -- the site on S3 (moto) ---------------------------------------------------------------------
+
+
+def objects(bucket: str, endpoint: str) -> dict[str, dict]:
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    found = {}
+    for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        head = s3.head_object(Bucket=bucket, Key=item["Key"])
+        body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        found[item["Key"]] = {"type": head["ContentType"], "sha": hashlib.sha256(body).hexdigest()}
+    return found
+
+
+def test_site_is_uploaded_to_s3_with_content_types_changed_files_only(
+    settings_env, s3_bucket, moto_endpoint, monkeypatch
+):
+    monkeypatch.setenv("DIGEST_SITE_URL", f"s3://{s3_bucket}/digests/")
+    settings = load_settings()
+    lake = Lake.from_settings(settings)
+    days = published_days(settings, lake, 2)
+    assert publish(settings, lake).uploaded == 9
+    site = Path(settings.output_dir) / "site"
+    stored = objects(s3_bucket, moto_endpoint)
+    assert stored == {
+        f"digests/{name}": {
+            "type": content_type(site / name),
+            "sha": hashlib.sha256(data).hexdigest(),
+        }
+        for name, data in tree(site).items()
+    }
+    assert stored[f"digests/{days[0]}.html"]["type"] == "text/html; charset=utf-8"
+    assert stored["digests/site.js"]["type"] == "text/javascript; charset=utf-8"
+    assert stored["digests/style.css"]["type"] == "text/css; charset=utf-8"
+    assert stored["digests/feed.xml"]["type"] == "application/atom+xml; charset=utf-8"
+    assert publish(settings, lake).uploaded == 0
+    new_day = days[-1] + timedelta(days=1)
+    write_digest_day(lake, new_day, day_papers(new_day, 1))
+    # The new page, the page before it, the front page, the search index and the feed.
+    assert publish(settings, lake).uploaded == 5
+
+
+def test_unreachable_site_bucket_is_one_line(settings_env, capsys, monkeypatch, moto_endpoint):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-never-shown")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("DIGEST_SITE_URL", "s3://no-such-bucket-here/site")
+    code, out, err = run_cli(capsys, "publish")
+    assert_one_line_error(code, err, "cannot upload the site to s3://no-such-bucket-here/site")
+    assert "NoSuchBucket" in err and "secret-never-shown" not in err + out
