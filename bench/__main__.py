@@ -418,6 +418,8 @@ class FakeLLMProcess(ServerProcess):
 
 
 def print_table(results: dict[str, Any]) -> None:
+    from bench.publish import table_lines as publish_table_lines
+
     day = results["llm_bound_day"]
     over = results["pipeline"]["overhead"]
     warm = results["pipeline"]["warm_rerun"]
@@ -472,6 +474,7 @@ def print_table(results: dict[str, Any]) -> None:
                 "median/p95",
             )
         )
+    lines.extend(publish_table_lines(results["publish"]))
     lines.append(
         (
             "Peak RSS",
@@ -499,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     from prefect.testing.utilities import prefect_test_harness
 
+    from bench.publish import publish_bench
     from tests.servers.arxiv_replay import ReplayServer
 
     day_counts = [3, 7, 14] if args.quick else [7, 30, 90]
@@ -523,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         results["backfill"] = backfill_scaling(tmp, day_counts, llm)
         biggest = Path(results["backfill"]["points"][-1]["work"]) / "lake"
         results["queries"] = analyst_queries(biggest, tmp, 5 if args.quick else 20)
+        results["publish"] = publish_bench(tmp)  # bench/publish.py
     results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

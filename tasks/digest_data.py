@@ -1,30 +1,34 @@
 """A day's digest read back from the lake as structured data: the site, feed and messages use it.
 
-The Markdown digest (the `digests` row) is what a day published; the structured digest is made
-from the datasets it was rendered from (rankings, papers, analyses, key findings) and checked
-against it: it must render to the very same Markdown. A digest that does not (one imported from
-a file, or a day whose datasets changed after its digest was written) is read from its Markdown.
+The digest is the Markdown the day published (its `digests` row), read back with
+tasks/digest_format.parse_digest, the exact inverse of the renderer (tests/test_render.py): the
+same papers in rank order, summary, analyses and key findings the Markdown shows, whatever
+happened to the datasets since, and for digests imported from files too. What the Markdown does
+not print comes from the day's datasets when they exist: each paper's primary category and DOI
+(`papers`) and a one-line gist of its analysis (`analyses`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
-from tasks.analysis import Analysis
 from tasks.digest_format import parse_digest
-from tasks.key_findings import Finding, split_sentences
-from tasks.lake import SCHEMAS, Lake, papers_from_table
-from tasks.outputs import build_digest
-from tasks.render import Digest, normalize_digest, render_digest
+from tasks.lake import Lake
+from tasks.render import Digest
 
 GIST_CHARS = 280
+_VERSION = re.compile(r"v[0-9]+$")
+_PAPER_COLUMNS = ("arxiv_id", "primary_category", "doi")
+_ANALYSIS_COLUMNS = ("arxiv_id", "fields_json")
+# A sentence ends at . ! ? before a space and a capital or digit (not after "e.g." and the like).
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)(?<!\bvs)[.!?](?=\s+[A-Z0-9])")
 # The structured fields whose text says what a paper does, by analysis template.
 _GIST_FIELDS = ("contribution", "research_question")
 
@@ -42,10 +46,9 @@ class PaperNotes:
 class DayDigest:
     """One published day: its digest exactly as the Markdown shows it, and what frames it."""
 
-    digest: Digest  # normalised (tasks/render.normalize_digest): the Markdown's content
+    digest: Digest  # as parse_digest gives it: normalised (tasks/render.normalize_digest)
     language: str
     content_hash: str  # of the stored Markdown (the `digests` row's)
-    source: Literal["lake", "markdown"]  # rebuilt from the datasets, or parsed from the Markdown
     notes: Mapping[str, PaperNotes] = field(default_factory=dict)  # by versioned arXiv id
 
     @property
@@ -64,29 +67,22 @@ class DayRows:
 
     day: date
     digest: dict[str, Any]
-    rankings: pa.Table | None
     papers: pa.Table | None
     analyses: pa.Table | None
-    key_findings: pa.Table | None
 
 
 def read_day_rows(lake: Lake, day: date) -> DayRows | None:
-    """The day's digest row and the datasets it was made from; None when it has no digest."""
+    """The day's `digests` row, and the `papers` and `analyses` columns its notes need; None
+    when it has no digest."""
     digests = lake.read_day("digests", day)
     if digests is None or digests.num_rows == 0:
         return None
-    row = digests.to_pylist()[0]
-    rankings = lake.read_day("rankings", day)
-    if rankings is None or not any(rankings.column("selected").to_pylist()):
-        # Imported from a file (no rankings): its Markdown is all there is.
-        return DayRows(day, row, None, None, None, None)
+    # Only the columns the Markdown lacks: a day's papers hold every candidate's abstract.
     return DayRows(
         day,
-        row,
-        rankings,
-        lake.read_day("papers", day),
-        lake.read_day("analyses", day),
-        lake.read_day("key_findings", day),
+        digests.to_pylist()[0],
+        lake.read_day("papers", day, columns=_PAPER_COLUMNS),
+        lake.read_day("analyses", day, columns=_ANALYSIS_COLUMNS),
     )
 
 
@@ -97,75 +93,28 @@ def load_day_digest(lake: Lake, day: date) -> DayDigest | None:
 
 
 def day_digest_from_rows(rows: DayRows) -> DayDigest:
-    """The structured digest of one day (see the module's docstring for which source wins)."""
-    row = rows.digest
-    language = row.get("language") or "en"
-    rebuilt = _rebuild(rows)
-    if rebuilt is not None:
-        digest, notes = rebuilt
-        if hashlib.sha256(render_digest(digest).encode()).hexdigest() == row["content_hash"]:
-            return DayDigest(normalize_digest(digest), language, row["content_hash"], "lake", notes)
-    parsed = parse_digest(row["markdown"])
-    notes = {p.arxiv_id: PaperNotes(gist=first_sentence(p.abstract)) for p in parsed.papers}
-    return DayDigest(parsed, language, row["content_hash"], "markdown", notes)
-
-
-def _rebuild(rows: DayRows) -> tuple[Digest, dict[str, PaperNotes]] | None:
-    if rows.rankings is None or rows.papers is None:
-        return None
-    ranks = {
-        r["arxiv_id"]: r["rank"]
-        for r in rows.rankings.select(["arxiv_id", "rank", "selected"]).to_pylist()
-        if r["selected"]
-    }
-    papers = sorted(
-        (p for p in papers_from_table(rows.papers) if p.arxiv_id in ranks),
-        key=lambda p: ranks[p.arxiv_id],
-    )
-    analyses = [
-        Analysis(**a)
-        for a in (
-            rows.analyses.select(SCHEMAS["analyses"].names).to_pylist()
-            if rows.analyses is not None
-            else []
+    """The structured digest of one day (see the module's docstring)."""
+    digest = parse_digest(rows.digest["markdown"])
+    # Keyed by the id without its version, as the datasets key papers.
+    papers: dict[str, dict[str, Any]] = {}
+    if rows.papers is not None:
+        papers = {p["arxiv_id"]: p for p in rows.papers.select(_PAPER_COLUMNS).to_pylist()}
+    gists: dict[str, str | None] = {}
+    if rows.analyses is not None:
+        for a in rows.analyses.select(_ANALYSIS_COLUMNS).to_pylist():
+            gists[a["arxiv_id"]] = analysis_gist(a["fields_json"])
+    notes = {}
+    for p in digest.papers:
+        base = _VERSION.sub("", p.arxiv_id)
+        known = papers.get(base, {})
+        notes[p.arxiv_id] = PaperNotes(
+            gist=gists.get(base) or first_sentence(p.abstract),
+            primary_category=known.get("primary_category"),
+            doi=known.get("doi"),
         )
-    ]
-    findings: dict[str, list[Finding]] = {}
-    if rows.key_findings is not None:
-        for f in sorted(
-            rows.key_findings.select(SCHEMAS["key_findings"].names).to_pylist(),
-            key=lambda f: (f["arxiv_id"], f["ordinal"]),
-        ):
-            findings.setdefault(f["arxiv_id"], []).append(
-                Finding(
-                    f["arxiv_id"],
-                    f["ordinal"],
-                    f["sentence"],
-                    f["start_offset"],
-                    f["end_offset"],
-                    f["source"],
-                )
-            )
-    row = rows.digest
-    digest = build_digest(
-        rows.day,
-        row["topic"],
-        row.get("language") or "en",
-        row["executive_summary"] or "",
-        papers,
-        analyses,
-        findings,
+    return DayDigest(
+        digest, rows.digest.get("language") or "en", rows.digest["content_hash"], notes
     )
-    fields = {a.arxiv_id: a.fields_json for a in analyses}
-    notes = {
-        p.versioned_id: PaperNotes(
-            gist=analysis_gist(fields.get(p.arxiv_id)) or first_sentence(p.abstract),
-            primary_category=p.primary_category,
-            doi=p.doi,
-        )
-        for p in papers
-    }
-    return digest, notes
 
 
 def analysis_gist(fields_json: str | None) -> str | None:
@@ -186,8 +135,8 @@ def analysis_gist(fields_json: str | None) -> str | None:
 
 def first_sentence(text: str) -> str:
     """The first sentence of an abstract, shortened to GIST_CHARS."""
-    spans = split_sentences(text)
-    return shorten(text[spans[0][0] : spans[0][1]] if spans else text)
+    end = _SENTENCE_END.search(text)
+    return shorten(text[: end.start() + 1] if end else text)
 
 
 def shorten(text: str, limit: int = GIST_CHARS) -> str:

@@ -345,11 +345,13 @@ class Lake:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def read_day(self, table: str, day: date) -> pa.Table | None:
+    def read_day(
+        self, table: str, day: date, columns: Sequence[str] | None = None
+    ) -> pa.Table | None:
         path = self.day_path(table, day)
         try:
             with self.fs.open_input_file(path) as handle:
-                return pq.ParquetFile(handle).read()
+                return pq.ParquetFile(handle).read(columns=list(columns) if columns else None)
         except FileNotFoundError:
             return None
         except (OSError, pa.ArrowException) as exc:

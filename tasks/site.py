@@ -30,14 +30,16 @@ from tasks.markdown_text import EMPTY, escape_llm_markdown
 TEMPLATES_DIR = ROOT / "templates" / "site"
 STATIC_DIR = TEMPLATES_DIR / "static"
 STATIC_FILES = ("style.css", "site.js")
-SEARCH_INDEX = "search-index.js"
+# The search index: one script per month of digests (site/search/YYYY-MM.js), so a new day
+# rewrites its month's file only; search.html loads them all.
+SEARCH_DIR = "search"
 # Scripts and styles from the site's own files only; no inline script, no request anywhere
 # (fetch, images, fonts from elsewhere); forms submit to the site itself.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "font-src 'self'; form-action 'self'; base-uri 'none'"
 )
-# The order of a paper's fields in search-index.js (site.js reads them by name).
+# The order of a paper's fields in the search index (site.js reads them by name).
 SEARCH_FIELDS = (
     "id",
     "title",
@@ -199,10 +201,9 @@ def day_view(source: DayDigest) -> DayView:
 
 
 def day_card(view: DayView) -> dict[str, Any]:
-    """What the front page, the feed and the search index need of a day, as JSON: kept by
-    tasks/publish.py so an unchanged day is never read from the lake again."""
+    """What the front page and the feed need of a day, as JSON: kept by tasks/publish.py so an
+    unchanged day is never read from the lake again."""
     source = view.source
-    notes = source.notes
     return {
         "day": view.day,
         "title": source.title,
@@ -211,7 +212,16 @@ def day_card(view: DayView) -> dict[str, Any]:
         "paper_count": len(source.digest.papers),
         "summary_html": str(view.summary.html),
         "toc": [[p.arxiv_id, p.title] for p in source.digest.papers],
-        "search": [
+    }
+
+
+def search_fragment(view: DayView) -> str:
+    """The day's part of the search index: a JSON object (tasks/publish.py keeps it as a file
+    and joins it into its month's script)."""
+    notes = view.source.notes
+    entry = {
+        "day": view.day,
+        "papers": [
             [
                 p.id,
                 p.title,
@@ -226,6 +236,26 @@ def day_card(view: DayView) -> dict[str, Any]:
             for p in view.papers()
         ],
     }
+    text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    # JSON allows these two separators raw; older JavaScript parsers did not.
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def search_chunk_js(fragments: Sequence[str]) -> str:
+    """A month's search script: its days' fragments (newest first) added to a global, loaded
+    by a script tag (a JSON file cannot be fetched from file://)."""
+    fields = json.dumps(list(SEARCH_FIELDS))
+    return (
+        f"window.ARXIV_DIGEST_FIELDS = {fields};\n"
+        "(window.ARXIV_DIGEST_DAYS = window.ARXIV_DIGEST_DAYS || []).push(\n"
+        + ",\n".join(fragments)
+        + "\n);\n"
+    )
+
+
+def month_of(day: str) -> str:
+    """The search script a day belongs to: YYYY-MM."""
+    return day[:7]
 
 
 @cache
@@ -328,24 +358,21 @@ def _latest_frame(cards: Sequence[dict[str, Any]]) -> tuple[str, str | None]:
 
 
 def render_page(name: str, cards: Sequence[dict[str, Any]]) -> str:
-    """A page without data of its own (search.html, reading-list.html)."""
+    """A page without data of its own (reading-list.html)."""
     return environment().get_template(f"{name}.j2").render(**_frame(*_latest_frame(cards)))
 
 
-def search_index_js(cards: Iterable[dict[str, Any]]) -> str:
-    """search-index.js: every day's papers (newest day first) assigned to a global, loaded by a
-    script tag (a JSON file cannot be fetched from file://)."""
-    data = {
-        "fields": list(SEARCH_FIELDS),
-        "days": [
-            {"day": c["day"], "papers": c["search"]}
-            for c in sorted(cards, key=lambda c: str(c["day"]), reverse=True)
-        ],
-    }
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    # JSON allows these two separators raw; older JavaScript parsers did not.
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return f"window.ARXIV_DIGEST_INDEX = {text};\n"
+def render_search_page(cards: Sequence[dict[str, Any]]) -> str:
+    """search.html, loading every month's search script, newest first."""
+    months = sorted({month_of(str(c["day"])) for c in cards}, reverse=True)
+    return (
+        environment()
+        .get_template("search.html.j2")
+        .render(
+            **_frame(*_latest_frame(cards)),
+            scripts=[f"{SEARCH_DIR}/{month}.js" for month in months],
+        )
+    )
 
 
 def static_file(name: str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 
@@ -29,19 +30,21 @@ def lake(settings) -> Lake:
     return Lake.from_settings(settings)
 
 
-def test_digest_rebuilt_from_the_datasets_renders_to_the_stored_markdown(lake):
+def test_digest_is_the_published_markdown_with_notes_from_the_datasets(lake):
     papers = day_papers(DAY, 4)
-    # Rank order is not insertion order: the second paper written is ranked first.
+    # Rank order is not the order written: the second paper is ranked first.
     markdown = write_digest_day(lake, DAY, [papers[1], papers[0], papers[3], papers[2]])
     loaded = load_day_digest(lake, DAY)
-    assert loaded is not None and loaded.source == "lake"
-    assert render_digest(loaded.digest) == markdown
+    assert loaded is not None
+    assert loaded.digest == parse_digest(markdown) and render_digest(loaded.digest) == markdown
     assert [p.arxiv_id for p in loaded.digest.papers] == [
         f"{papers[i].paper.arxiv_id}v1" for i in (1, 0, 3, 2)
     ]
     assert loaded.language == "zh" and loaded.title == f"Arxiv Computer Vision Papers - {DAY}"
+    assert loaded.content_hash == hashlib.sha256(markdown.encode()).hexdigest()
     first = loaded.notes[f"{papers[1].paper.arxiv_id}v1"]
-    assert first.gist == papers[1].contribution and first.primary_category
+    assert first.gist == papers[1].contribution
+    assert first.primary_category == papers[1].paper.primary_category
 
 
 def test_failed_analysis_shows_the_placeholder_as_the_markdown_does(lake):
@@ -49,7 +52,7 @@ def test_failed_analysis_shows_the_placeholder_as_the_markdown_does(lake):
     failed = DayPaper(papers[1].paper, None, papers[1].findings)
     markdown = write_digest_day(lake, DAY, [papers[0], failed], language="en")
     loaded = load_day_digest(lake, DAY)
-    assert loaded is not None and loaded.source == "lake"
+    assert loaded is not None
     assert loaded.digest.papers[1].analysis_md == failed_analysis_placeholder("en")
     assert render_digest(loaded.digest) == markdown
     # No analysis, no gist from it: the abstract's first sentence stands in.
@@ -58,17 +61,19 @@ def test_failed_analysis_shows_the_placeholder_as_the_markdown_does(lake):
     )
 
 
-def test_imported_digest_is_read_from_its_markdown(lake):
+def test_imported_digest_is_read_from_its_markdown_alone(lake):
     text = REFERENCE_DIGEST.read_text(encoding="utf-8")
     day, row = digest_row_from_markdown(text)
     lake.write_day("digests", day, lake.rows("digests", [row]))
     loaded = load_day_digest(lake, day)
-    assert loaded is not None and loaded.source == "markdown"
-    assert loaded.digest == parse_digest(text)
-    assert loaded.language == "zh"
+    assert loaded is not None
+    assert loaded.digest == parse_digest(text) and loaded.language == "zh"
+    paper = loaded.digest.papers[0]
+    assert loaded.notes[paper.arxiv_id].gist == first_sentence(paper.abstract)
+    assert loaded.notes[paper.arxiv_id].primary_category is None
 
 
-def test_datasets_changed_after_the_digest_yield_the_published_markdown(lake):
+def test_datasets_changed_after_the_digest_leave_the_published_content(lake):
     papers = day_papers(DAY, 3)
     markdown = write_digest_day(lake, DAY, papers)
     # A later run rewrote the analyses, then failed before rendering: the page must still show
@@ -78,8 +83,7 @@ def test_datasets_changed_after_the_digest_yield_the_published_markdown(lake):
         "analyses", DAY, lake.rows("analyses", [{**a, "markdown": "Rewritten."} for a in analyses])
     )
     loaded = load_day_digest(lake, DAY)
-    assert loaded is not None and loaded.source == "markdown"
-    assert render_digest(loaded.digest) == markdown
+    assert loaded is not None and render_digest(loaded.digest) == markdown
 
 
 def test_day_without_digest_loads_as_none(lake):

@@ -174,7 +174,9 @@ def catalog_rows(catalog: Path, table_or_query: str) -> list[tuple[Any, ...]]:
 def rendered_files(out: Path) -> dict[str, bytes]:
     """Every file under an output directory, by relative path."""
     return {
-        p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".publish" not in p.relative_to(out).parts  # the publish's own state
     }
 
 

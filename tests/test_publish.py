@@ -17,7 +17,7 @@ from tasks import publish as publish_module
 from tasks.catalog import refresh_catalog
 from tasks.lake import Lake
 from tasks.outputs import index_rows, render_index
-from tasks.publish import LOCK, MANIFEST, Listing, Manifest, plan_publish, publish
+from tasks.publish import STATE_DIR, Listing, Manifest, OnDisk, plan_publish, publish
 from tasks.site_upload import content_type
 from tests.digest_days import day_papers, write_days, write_digest_day
 from tests.test_cli import assert_one_line_error, run_cli
@@ -37,11 +37,22 @@ def published_days(settings: Settings, lake: Lake, count: int = 3) -> list[date]
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    """Every output file by path (not the publish step's own state)."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and STATE_DIR not in p.relative_to(root).parts
+    }
 
 
 def mtimes(root: Path) -> dict[str, int]:
     return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+def search_script(settings: Settings, month: str = "2026-06") -> str:
+    return (Path(settings.output_dir) / "site" / "search" / f"{month}.js").read_text(
+        encoding="utf-8"
+    )
 
 
 def test_publish_writes_every_output_from_the_lake(settings, lake):
@@ -59,7 +70,7 @@ def test_publish_writes_every_output_from_the_lake(settings, lake):
         "index.html",
         "search.html",
         "reading-list.html",
-        "search-index.js",
+        "search",
         "style.css",
         "site.js",
         "feed.xml",
@@ -93,7 +104,7 @@ def test_a_new_day_rebuilds_it_and_the_page_that_now_links_to_it(settings, lake)
     assert summary.pages_written == 2 and summary.markdown_written == 1
     assert f'href="{new_day}.html"' in (site / f"{days[-1]}.html").read_text(encoding="utf-8")
     assert (site / f"{days[0]}.html").stat().st_mtime_ns == untouched
-    assert f'"day":"{new_day}"' in (site / "search-index.js").read_text(encoding="utf-8")
+    assert f'"day":"{new_day}"' in search_script(settings)
 
 
 def test_a_changed_digest_is_published_again(settings, lake):
@@ -115,7 +126,7 @@ def test_files_changed_or_deleted_on_disk_are_written_again(settings, lake):
     expected = tree(out)
     (out / "site" / f"{days[0]}.html").unlink()
     (out / f"{days[1]}.md").write_text("edited by hand", encoding="utf-8")
-    (out / "site" / "search-index.js").write_text("broken", encoding="utf-8")
+    (out / "site" / "search" / "2026-06.js").write_text("broken", encoding="utf-8")
     (out / "site" / "site.js").unlink()
     summary = publish(settings, lake)
     assert summary.pages_written == 1 and summary.markdown_written == 1
@@ -136,7 +147,7 @@ def test_a_damaged_manifest_rebuilds_everything_to_the_same_bytes(settings, lake
     publish(settings, lake)
     out = Path(settings.output_dir)
     expected = tree(out)
-    (out / MANIFEST).write_text("{not json", encoding="utf-8")
+    (out / STATE_DIR / "manifest.json").write_text("{not json", encoding="utf-8")
     assert publish(settings, lake).pages_written == 3
     assert tree(out) == expected
 
@@ -161,23 +172,31 @@ def test_the_same_lake_publishes_the_same_bytes_anywhere(settings, lake, tmp_pat
     assert tree(Path(settings.output_dir)) == tree(tmp_path / "elsewhere")
 
 
+def test_days_built_in_worker_processes_give_the_same_bytes(settings, lake, tmp_path):
+    published_days(settings, lake)
+    publish(settings, lake, workers=1)
+    spread = load_settings(output_dir=str(tmp_path / "spread"))
+    assert publish(spread, lake, workers=2).pages_written == 3
+    assert tree(Path(settings.output_dir)) == tree(tmp_path / "spread")
+
+
 def test_publish_holds_the_output_directorys_lock_while_it_writes(settings, lake, monkeypatch):
     # Runs on several machines may share DIGEST_OUTPUT_DIR: one publish at a time.
     published_days(settings, lake)
-    real = publish_module._publish_locked
+    real = publish_module.Publisher.run
     probed = []
 
     def probe(*args):
-        with (Path(settings.output_dir) / LOCK).open("a") as other:
+        with (Path(settings.output_dir) / STATE_DIR / "lock").open("a") as other:
             with pytest.raises(BlockingIOError):
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         probed.append(True)
         return real(*args)
 
-    monkeypatch.setattr(publish_module, "_publish_locked", probe)
+    monkeypatch.setattr(publish_module.Publisher, "run", probe)
     publish(settings, lake)
     assert probed == [True]
-    with (Path(settings.output_dir) / LOCK).open("a") as other:
+    with (Path(settings.output_dir) / STATE_DIR / "lock").open("a") as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released at the end
 
 
@@ -186,24 +205,30 @@ def test_plan_redoes_only_what_changed():
     listings = [Listing(d, f"hash-{d}") for d in days]
     manifest = Manifest("v1")
     first = plan_publish(listings, manifest, {}, {})
-    assert first.load == days and first.pages == set(days) and first.markdown == set(days)
+    assert first.load == days and first.pages == first.markdown == set(days)
+    assert first.months == {"2026-06"}
     # As if published: remember each day with its page.
-    shas = {d: f"sha-{d}" for d in days}
     for i, day in enumerate(days):
         previous = days[i - 1] if i else None
         following = days[i + 1] if i + 1 < len(days) else None
         manifest.days[day.isoformat()] = publish_module.DayState(
-            f"hash-{day}",
-            {},
-            publish_module.page_key(listings[i], previous, following, "v1"),
-            shas[day],
+            f"hash-{day}", {}, publish_module.page_key(listings[i], previous, following, "v1")
         )
-    markdown = {d: f"hash-{d}" for d in days}
-    assert plan_publish(listings, manifest, shas, markdown).load == []
-    changed = [listings[0], Listing(days[1], "new"), listings[2]]
-    assert plan_publish(changed, manifest, shas, markdown).load == [days[1]]
-    assert plan_publish(listings[:2], manifest, shas, markdown).removed == [str(days[2])]
-    assert plan_publish(listings[:2], manifest, shas, markdown).pages == {days[1]}
+    current = {d: OnDisk(page=True, markdown=True, search=True) for d in days}
+    done = plan_publish(listings, manifest, current, {"2026-06": True})
+    assert (done.load, done.pages, done.markdown, done.months) == ([], set(), set(), set())
+    changed = plan_publish(
+        [listings[0], Listing(days[1], "new"), listings[2]], manifest, current, {}
+    )
+    assert changed.load == [days[1]] and changed.pages == {days[1]}
+    # A day gone: its neighbour's page loses a link; the month's search script is rewritten.
+    gone = plan_publish(listings[:2], manifest, current, {"2026-06": True})
+    assert gone.removed == [str(days[2])] and gone.pages == {days[1]} and gone.months == {"2026-06"}
+    edited = {**current, days[0]: OnDisk(page=True, markdown=False, search=True)}
+    assert plan_publish(listings, manifest, edited, {}).markdown == {days[0]}
+    assert plan_publish(listings, manifest, current, {"2026-06": False}).months == {"2026-06"}
+    lost = {**current, days[0]: OnDisk(page=True, markdown=True, search=False)}
+    assert plan_publish(listings, manifest, lost, {}).load == [days[0]]
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -293,7 +318,7 @@ def test_site_is_uploaded_to_s3_with_content_types_changed_files_only(
     assert publish(settings, lake).uploaded == 0
     new_day = days[-1] + timedelta(days=1)
     write_digest_day(lake, new_day, day_papers(new_day, 1))
-    # The new page, the page before it, the front page, the search index and the feed.
+    # The new page, the page before it, the front page, the month's search script, the feed.
     assert publish(settings, lake).uploaded == 5
 
 

@@ -25,8 +25,10 @@ from tasks.site import (
     render_front_page,
     render_llm_markdown,
     render_page,
+    render_search_page,
     safe_link,
-    search_index_js,
+    search_chunk_js,
+    search_fragment,
 )
 from tests.digest_days import DayPaper, day_papers, write_digest_day
 
@@ -73,7 +75,7 @@ def assert_nothing_runs(html: str) -> Elements:
         assert tag not in ("img", "iframe", "object", "embed", "style", "base"), tag
         if tag == "script":
             assert set(attrs) == {"src"} | ({"defer"} & set(attrs)), attrs
-            assert attrs["src"] in ("site.js", "search-index.js")
+            assert attrs["src"] == "site.js" or attrs["src"].startswith("search/")
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
         for name in ("href", "src", "action"):
             value = (attrs.get(name) or "").strip().lower()
@@ -129,25 +131,33 @@ def test_hostile_text_stays_text_on_the_front_search_and_reading_pages(hostile_d
     card = day_card(day_view(hostile_day))
     for html in (
         render_front_page([card]),
-        render_page("search.html", [card]),
+        render_search_page([card]),
         render_page("reading-list.html", [card]),
     ):
         assert_nothing_runs(html)
     assert HOSTILE_TITLE in "".join(parse(render_front_page([card])).text)
 
 
-def test_search_index_is_a_script_assigning_json_with_the_text_as_data(hostile_day):
-    script = search_index_js([day_card(day_view(hostile_day))])
-    prefix = "window.ARXIV_DIGEST_INDEX = "
-    assert script.startswith(prefix) and script.endswith(";\n")
-    data = json.loads(script[len(prefix) : -2])
-    assert data["fields"] == list(SEARCH_FIELDS)
-    [day] = data["days"]
+def test_search_index_is_a_script_adding_json_days_with_the_text_as_data(hostile_day):
+    script = search_chunk_js([search_fragment(day_view(hostile_day))])
+    fields_line, rest = script.split("\n", 1)
+    prefix = "(window.ARXIV_DIGEST_DAYS = window.ARXIV_DIGEST_DAYS || []).push(\n"
+    assert fields_line == f"window.ARXIV_DIGEST_FIELDS = {json.dumps(list(SEARCH_FIELDS))};"
+    assert rest.startswith(prefix) and rest.endswith("\n);\n")
+    [day] = json.loads("[" + rest[len(prefix) : -len("\n);\n")] + "]")
     paper = dict(zip(SEARCH_FIELDS, day["papers"][0], strict=True))
-    assert paper["title"] == HOSTILE_TITLE
+    assert day["day"] == "2026-06-30" and paper["title"] == HOSTILE_TITLE
     assert paper["authors"][0] == f"<b>{PWN}</b>"
     assert f"[x](javascript:{PWN})" in paper["analysis"]  # as text to match, never as a link
     assert paper["id"].endswith("v1") and paper["published"] == "2026-06-29"
+
+
+def test_search_page_loads_every_months_script_newest_first(hostile_day):
+    card = day_card(day_view(hostile_day))
+    cards = [card, {**card, "day": "2026-05-31"}, {**card, "day": "2026-06-01"}]
+    page = assert_nothing_runs(render_search_page(cards))
+    scripts = [a["src"] for tag, a in page.tags if tag == "script"]
+    assert scripts == ["search/2026-06.js", "search/2026-05.js", "site.js"]
 
 
 def test_day_page_has_the_markdown_digests_content_and_anchors(lake):
@@ -176,7 +186,7 @@ def test_every_page_forbids_inline_script_and_any_request(hostile_day):
     for html in (
         render_day_page(day_view(hostile_day), previous=None, next=None),
         render_front_page([card]),
-        render_page("search.html", [card]),
+        render_search_page([card]),
     ):
         metas = [a for tag, a in parse(html).tags if tag == "meta" and "http-equiv" in a]
         assert metas == [{"http-equiv": "Content-Security-Policy", "content": CSP}]

@@ -1,5 +1,5 @@
 /* The site's one script: stars and the reading list (localStorage), BibTeX export, the day
-   page's filters, and search over every digest from the prebuilt index (search-index.js).
+   page's filters, and search over every digest from the prebuilt index (search/YYYY-MM.js).
    Untrusted text (titles, authors, abstracts, analyses) only ever goes in as textContent. */
 (function () {
   "use strict";
@@ -208,15 +208,17 @@
     apply();
   }
 
-  /* -- search over every digest --------------------------------------------------------------- */
+  /* -- search over every digest (the index: search/YYYY-MM.js, loaded by search.html) -------- */
 
   function loadIndex() {
-    var data = window.ARXIV_DIGEST_INDEX;
-    if (!data || !Array.isArray(data.days)) { return null; }
+    // Each month's search script (search/YYYY-MM.js) adds its days to this global.
+    var days = window.ARXIV_DIGEST_DAYS;
+    var fields = window.ARXIV_DIGEST_FIELDS;
+    if (!Array.isArray(days) || !Array.isArray(fields)) { return null; }
     var f = {};
-    data.fields.forEach(function (name, i) { f[name] = i; });
+    fields.forEach(function (name, i) { f[name] = i; });
     var papers = [];
-    data.days.forEach(function (d) {
+    days.forEach(function (d) {
       d.papers.forEach(function (row) {
         var p = {
           id: row[f.id], day: d.day, title: row[f.title], authors: row[f.authors],
@@ -256,7 +258,7 @@
     var keyword = $("[data-search-keyword]", form);
     var papers = loadIndex();
     if (!papers) {
-      status.textContent = "The search index (search-index.js) did not load.";
+      status.textContent = "No search index loaded: publish a digest first.";
       return;
     }
     var counts = {};
