@@ -12,12 +12,14 @@ import boto3
 import feedparser
 import pytest
 
+from arxiv_digest.errors import DigestError
 from arxiv_digest.settings import Settings, load_settings
 from tasks import publish as publish_module
 from tasks.catalog import refresh_catalog
 from tasks.lake import Lake
 from tasks.outputs import index_rows, render_index
 from tasks.publish import STATE_DIR, Listing, Manifest, OnDisk, plan_publish, publish
+from tasks.site_build import worker_count
 from tasks.site_upload import content_type
 from tests.digest_days import day_papers, write_days, write_digest_day
 from tests.test_cli import assert_one_line_error, run_cli
@@ -180,6 +182,21 @@ def test_days_built_in_worker_processes_give_the_same_bytes(settings, lake, tmp_
     assert tree(Path(settings.output_dir)) == tree(tmp_path / "spread")
 
 
+def test_a_damaged_lake_file_met_by_a_worker_is_one_error_naming_it(settings, lake):
+    days = published_days(settings, lake)
+    damaged = Path(lake.day_path("papers", days[1]))
+    damaged.write_bytes(b"not parquet")
+    with pytest.raises(DigestError, match=r"papers/digest_date=2026-06-02/part-0.parquet is not a"):
+        publish(settings, lake, workers=2)
+
+
+@pytest.mark.parametrize(
+    ("jobs", "cpus", "workers"), [(31, 8, 1), (32, 1, 1), (32, 2, 2), (400, 64, 8)]
+)
+def test_only_many_days_on_several_cores_go_to_worker_processes(jobs, cpus, workers):
+    assert worker_count(jobs, cpus) == workers
+
+
 def test_publish_holds_the_output_directorys_lock_while_it_writes(settings, lake, monkeypatch):
     # Runs on several machines may share DIGEST_OUTPUT_DIR: one publish at a time.
     published_days(settings, lake)
@@ -279,6 +296,13 @@ def test_malformed_site_settings_are_refused_before_anything_is_written(
     code, _, err = run_cli(capsys, "publish")
     assert_one_line_error(code, err, needle)
     assert not (settings_env / "lake").exists() and not (settings_env / "output").exists()
+
+
+def test_a_run_refuses_a_malformed_site_url_before_it_starts(settings_env, capsys, monkeypatch):
+    monkeypatch.setenv("DIGEST_SITE_URL", "bucket/without/scheme")
+    code, _, err = run_cli(capsys, "run", "--date", "2026-06-30")
+    assert_one_line_error(code, err, "DIGEST_SITE_URL='bucket/without/scheme' is not an S3")
+    assert not (settings_env / "lake").exists()
 
 
 # -- the site on S3 (moto) ---------------------------------------------------------------------
