@@ -84,6 +84,7 @@ def markdown_renderer() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.disable("image")
+    # markdown-it's documented hook for link policy: replace validateLink.
     md.validateLink = safe_link  # type: ignore[method-assign]
     return md
 
@@ -185,7 +186,8 @@ class DayView:
 
 
 def _primary(notes: PaperNotes | None, categories: tuple[str, ...]) -> str:
-    """The paper's primary category: arXiv's, else (a digest read from its Markdown) its first."""
+    """The paper's primary category: arXiv's, else (an imported digest: no papers in the lake)
+    its first."""
     if notes is not None and notes.primary_category:
         return notes.primary_category
     return categories[0] if categories else ""

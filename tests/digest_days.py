@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
+from typing import Any
 
 from tasks.analysis import Analysis
 from tasks.digest_format import parse_digest
@@ -86,7 +88,7 @@ def write_digest_day(
     summary: str | None = None,
     topic: str = "Computer Vision",
     language: str = "zh",
-    unselected: list[Paper] = (),  # type: ignore[assignment]
+    unselected: Sequence[Paper] = (),
 ) -> str:
     """Write one published day (the papers selected in this order, plus `unselected` ones);
     returns its Markdown digest."""
@@ -197,7 +199,7 @@ def write_digest_day(
 
 
 def write_days(
-    lake: Lake, first: date, count: int, *, per_day: int = 10, unselected: int = 0, **kw: object
+    lake: Lake, first: date, count: int, *, per_day: int = 10, unselected: int = 0, **kw: Any
 ) -> list[date]:
     """`count` consecutive published days from `first`; `unselected` more papers per day that
     were ranked but not selected (a real day holds ~270)."""
@@ -207,5 +209,5 @@ def write_days(
             replace(p.paper, arxiv_id=paper_id(day, per_day + i))
             for i, p in enumerate(day_papers(day, unselected))
         ]
-        write_digest_day(lake, day, day_papers(day, per_day), unselected=extra, **kw)  # type: ignore[arg-type]
+        write_digest_day(lake, day, day_papers(day, per_day), unselected=extra, **kw)
     return days
