@@ -115,6 +115,17 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("paths", nargs="+", help="digest files in the arxiv-digest format")
     imp.add_argument("--force", action="store_true", help="replace a day's existing digest")
 
+    publish = sub.add_parser(
+        "publish", help="write the digests, the site and the feed from the lake (changed days)"
+    )
+    publish.add_argument("--start", help="first digest date YYYY-MM-DD whose notifications are due")
+    publish.add_argument("--end", help="last digest date YYYY-MM-DD (inclusive)")
+    publish.add_argument(
+        "--resend",
+        action="store_true",
+        help="force re-sending notifications (also those already sent)",
+    )
+
     query = sub.add_parser("query", help="run SQL against the catalog (read-only)")
     query.add_argument("sql", nargs="?", help="SQL text, or omit and use --name")
     query.add_argument("--name", help="an example query from sql/queries/ (file stem)")
@@ -287,6 +298,37 @@ def _cmd_import_digest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from arxiv_digest.dates import date_range, parse_date, today_utc
+    from arxiv_digest.settings import load_settings
+    from tasks.catalog import refresh_catalog
+    from tasks.preflight import preflight
+    from tasks.publish import publish, read_listings
+
+    if (args.start is None) != (args.end is None):
+        raise ConfigError("give both --start and --end, or neither (the latest digest)")
+    days = None
+    if args.start is not None:
+        start = parse_date(args.start, what="start date")
+        end = parse_date(args.end, what="end date")
+        days = date_range(start, end, today_utc(), confirmed=True)
+    settings = load_settings()
+    lake = preflight(settings)
+    refresh_catalog(settings, lake)  # the index (README.md) reads the catalog's views
+    held = [item.day for item in read_listings(lake)]
+    notify = [d for d in held if d in set(days)] if days is not None else held[-1:]
+    summary = publish(settings, lake, notify=notify, resend=args.resend)
+    print(
+        f"published {summary.digests} digest{'s' * (summary.digests != 1)} to "
+        f"{summary.output_dir} ({len(summary.rebuilt)} rebuilt from the lake)"
+    )
+    print(f"site: {summary.site_index.resolve().as_uri()}")
+    print(f"feed: {summary.feed}")
+    if summary.uploaded is not None:
+        print(f"uploaded {summary.uploaded} changed site file(s) to {settings.site_url}")
+    return 0
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     from arxiv_digest.resources import analyst_queries, query_params
     from arxiv_digest.settings import load_settings
@@ -347,6 +389,7 @@ COMMANDS = {
     "query": _cmd_query,
     "search": _cmd_search,
     "schema": _cmd_schema,
+    "publish": _cmd_publish,
 }
 
 

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
             return self.analysis_template_style
         return "compact" if self.llm_model == LOCAL_LITELLM_MODEL else "full"
 
+    # -- The readers' side: the static site and the Atom feed (tasks/publish.py) ----------------
+    # Where DIGEST_OUTPUT_DIR/site/ is uploaded after each publish (s3://bucket/prefix; empty:
+    # nowhere), and the public address it is served at (the feed's and messages' links).
+    site_url: str = ""
+    site_base_url: str = ""
+
     @field_validator("categories", mode="before")
     @classmethod
     def _split_categories(cls, value: object) -> object:

@@ -337,6 +337,8 @@ class FakeLLMProcess(ServerProcess):
 
 
 def print_table(results: dict[str, Any]) -> None:
+    from bench.publish import table_lines as publish_table_lines
+
     day = results["llm_bound_day"]
     over = results["pipeline"]["overhead"]
     warm = results["pipeline"]["warm_rerun"]
@@ -387,6 +389,7 @@ def print_table(results: dict[str, Any]) -> None:
 
     lines += analysts.table_lines(results["queries"])
     lines += trends.table_lines(results["trends"])
+    lines.extend(publish_table_lines(results["publish"]))
     lines.append(
         (
             "Peak RSS",
@@ -429,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     from prefect.testing.utilities import prefect_test_harness
 
     from bench import analysts
+    from bench.publish import publish_bench
     from tests.servers.arxiv_replay import ReplayServer
 
     day_counts = [3, 7, 14] if args.quick else [7, 30, 90]
@@ -462,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results["profiles"] = library_precision(llm.base_url)
         results["profiles"]["k_profiles"] = k_profiles(tmp, replay.url, llm, replay)
+        results["publish"] = publish_bench(tmp)  # bench/publish.py
     results["machine"] = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

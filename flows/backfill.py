@@ -18,8 +18,8 @@ from tasks.catalog import rebuild_catalog
 from tasks.day_runs import DayPlan, RunSummary, run_days
 from tasks.fan_out import fan_out_days, wait_for_day_runs
 from tasks.lake import Lake
-from tasks.outputs import write_outputs_from_lake
 from tasks.preflight import preflight
+from tasks.publish import publish_outputs
 from tasks.resume import day_complete
 
 
@@ -129,7 +129,8 @@ def distributed_backfill(
     states = wait_for_day_runs(runs, ended=todo.report)
     counts = rebuild_catalog(todo.settings, todo.lake)
     if digest:
-        write_outputs_from_lake(todo.settings, todo.lake, todo.all_days)
+        completed = [d for d, state in states.items() if state == "COMPLETED"]
+        publish_outputs(todo.settings, todo.lake, sorted(completed))
     failed = sorted(d.isoformat() for d, s in states.items() if s != "COMPLETED")
     if failed:
         raise DigestError(

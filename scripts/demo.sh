@@ -79,7 +79,12 @@ export DIGEST_ARXIV_API_URL="$arxiv_url" DIGEST_ARXIV_DELAY_S=0 \
   DIGEST_LLM_CONCURRENCY=1 DIGEST_LLM_TIMEOUT_S=600 DIGEST_RANK_WITH=heuristic \
   DIGEST_FULLTEXT=false
 .venv/bin/arxiv-digest run --date "$DAY"
-echo "== the digest: ${DIGEST_OUTPUT_DIR:-./output}/$DAY.md (index: ${DIGEST_OUTPUT_DIR:-./output}/README.md)"
+out=${DIGEST_OUTPUT_DIR:-./output}
+echo "== the digest: $out/$DAY.md (index: $out/README.md)"
+# The run's publish step built the static site and the Atom feed from the lake too.
+site=$(cd "$out/site" && pwd)
+echo "== the site: open file://$site/$DAY.html (every digest: file://$site/index.html)"
+echo "== the Atom feed: $out/feed.xml"
 echo "== what landed (DuckDB catalog at ${DIGEST_DUCKDB_PATH:-./data/digest.duckdb})"
 .venv/bin/arxiv-digest query "SELECT digest_date, count(*) AS papers, count(DISTINCT arxiv_id) AS distinct_ids FROM papers GROUP BY ALL ORDER BY ALL"
 .venv/bin/arxiv-digest query --name dedup_report --param day="$DAY"

@@ -25,6 +25,12 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   fi
 fi
 
+# A CJK font, so the site's Chinese pages render in the browser tests' screenshots (small).
+if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=zh 2>/dev/null)" ] \
+  && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 || true
+fi
+
 # llama.cpp is built for a portable x86-64 baseline (AVX2/FMA), not for this CPU: a native build
 # picks AMX/AVX-512 kernels that crash (SIGSEGV in decode) on virtual machines whose CPU reports
 # AMX without the kernel enabling it, and pip's own wheel cache, which ignores build flags, would

@@ -29,13 +29,13 @@ from arxiv_digest.errors import DigestError, LLMUnavailableError
 from arxiv_digest.progress import current_watcher
 from arxiv_digest.settings import Settings
 from tasks.catalog import RunRecord
-from tasks.charts import write_charts
 from tasks.day_llm import DayLLM, DayUsage, StopSignal, day_llm
 from tasks.dedup import require_day_papers
 from tasks.ingest import FetchedWindow, require_papers
 from tasks.lake import Lake
 from tasks.models import DayPapers
-from tasks.outputs import RenderedDigest, write_index
+from tasks.outputs import RenderedDigest
+from tasks.publish import publish_outputs
 from tasks.resume import failed_on_error
 from tasks.run_records import open_run
 from tasks.stage_task import timing_stages
@@ -304,7 +304,7 @@ def run_days(
     target: date | None = None,
 ) -> RunSummary:
     """Every day through `pipeline`, then the run's end: one catalog registration (the run
-    completed, or failed with its first error), then the output index if a digest was rendered.
+    completed, or failed with its first error), then one publish if a digest was rendered.
 
     The run is in the lake as `running` from its start (earlier runs found dead are recorded
     as `died`). An error that ends the run early (any error of a daily run; an unavailable
@@ -321,10 +321,10 @@ def run_days(
         live.stop()  # before the final record: a late heartbeat must not overwrite it
     with record.timed("register"):
         register_catalog(settings, lake, record.finish(stopped_by or run.first_error))
-    if run.rendered:
-        write_charts(settings)  # from the catalog just registered: once per run
-        write_index(settings)
     live.release()
+    if run.rendered:
+        # Every output, from the lake and the catalog just registered: once per run.
+        publish_outputs(settings, lake, sorted(run.rendered))
     if stopped_by is not None:
         raise stopped_by
     return run.summary()

@@ -248,8 +248,9 @@ def summarize_day(
 def render_day(
     settings: Settings, lake: Lake, day: date, digests: list[ProfileDigest], usage: DayUsage
 ) -> RenderedDigest:
-    """Render each profile's digest; store them in the lake (one `digests` row each) and in its
-    output folder; attach each as an artifact."""
+    """Render each profile's digest; store them in the lake (one `digests` row each); attach
+    each as an artifact. The run's publish step writes the default layout's files from the
+    lake; a profiles file's folders are written here (publish covers the default profile)."""
     rows = []
     hashes = []
     for digest in digests:
@@ -284,7 +285,9 @@ def render_day(
                 "profile": profile.name,
             }
         )
-        write_if_changed(output_dir(settings, profile.name) / f"{day.isoformat()}.md", markdown)
+        if settings.profiles:
+            folder = output_dir(settings, profile.name)
+            write_if_changed(folder / f"{day.isoformat()}.md", markdown)
         create_markdown_artifact(
             markdown=markdown,
             key=artifact_key(profile.name, day.isoformat()),

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -410,11 +411,13 @@ class Lake:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def read_day(self, table: str, day: date) -> pa.Table | None:
+    def read_day(
+        self, table: str, day: date, columns: Sequence[str] | None = None
+    ) -> pa.Table | None:
         path = self.day_path(table, day)
         try:
             with self.fs.open_input_file(path) as handle:
-                return pq.ParquetFile(handle).read()
+                return pq.ParquetFile(handle).read(columns=list(columns) if columns else None)
         except FileNotFoundError:
             return None
         except (OSError, pa.ArrowException) as exc:
@@ -720,3 +723,12 @@ def open_lake(settings: Settings) -> Lake:
     lake = Lake.from_settings(settings)
     lake.check_writable()
     return lake
+
+
+def default_rows(table: pa.Table) -> pa.Table:
+    """The default profile's rows of a day file (rows written before profiles have none)."""
+    if "profile" not in table.column_names:
+        return table
+    # The name of tasks/profiles.DEFAULT_PROFILE, spelled here: the lake imports no profiles.
+    profile = pc.fill_null(table.column("profile"), "default")
+    return table.filter(pc.equal(profile, "default"))

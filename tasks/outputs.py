@@ -11,7 +11,7 @@ from arxiv_digest.paths import replace_file
 from arxiv_digest.settings import Settings
 from tasks.analysis import Analysis
 from tasks.catalog import open_catalog
-from tasks.charts import CHARTS_DIR, Chart, chart_links, write_charts
+from tasks.charts import CHARTS_DIR, Chart, chart_links
 from tasks.key_findings import Finding
 from tasks.lake import Lake
 from tasks.markdown_text import EMPTY, escape_markdown_inline, unescape_markdown_inline
@@ -148,14 +148,12 @@ def write_index(settings: Settings) -> bool:
     return changed
 
 
-def write_outputs_from_lake(settings: Settings, lake: Lake, days: list[date]) -> None:
-    """DIGEST_OUTPUT_DIR made from the lake (after the catalog was rebuilt from it): the digests
-    other machines rendered, the charts and the index."""
+def write_profile_digests(settings: Settings, lake: Lake, days: Sequence[date]) -> None:
+    """With a profiles file, each profile's digests of `days` in its folder, from the lake
+    (the publish step writes the default layout's; these are the others)."""
     for day in days:
         table = lake.read_day("digests", day)
         for row in table.to_pylist() if table is not None else []:
             # A row without a profile (written before profiles, or imported) is the default's.
             folder = output_dir(settings, row.get("profile") or DEFAULT_PROFILE)
             write_if_changed(folder / f"{day.isoformat()}.md", row["markdown"])
-    write_charts(settings)
-    write_index(settings)

@@ -62,10 +62,14 @@ def demo(tmp_path: Path) -> Iterator[Callable[..., Demo]]:
 
 
 @pytest.mark.slow
-def test_demo_leaves_no_process_when_it_finishes(demo: Callable[..., Demo]) -> None:
+def test_demo_leaves_no_process_when_it_finishes(demo: Callable[..., Demo], tmp_path: Path) -> None:
     process, lines, marker = demo()
     assert process.wait(timeout=600) == 0, lines.text()
     assert lines.wait_for("== fake model", timeout_s=10)
+    # The run's publish step built the site and the feed; the demo says where to open them.
+    site = (tmp_path / "output" / "site").resolve()
+    assert f"== the site: open file://{site}/2026-06-30.html" in lines.text()
+    assert (site / "2026-06-30.html").exists() and (tmp_path / "output" / "feed.xml").exists()
     assert survivors(marker, GONE_WITHIN_S) == {}
 
 

@@ -47,6 +47,10 @@ def test_day_through_fake_llm_produces_every_section_and_rerun_is_free(llm_env, 
     assert charts == ["papers_per_category.svg", "rising_terms.svg"]
     assert "(charts/papers_per_category.svg)" in index and "(charts/rising_terms.svg)" in index
     assert "\n**Venue:** " in text and "\n- [Code](https://github.com/" in text
+    # The run's publish step made the site and the feed from the lake too.
+    page = (llm_env / "output" / "site" / "2026-06-30.html").read_text(encoding="utf-8")
+    assert page.count("data-paper ") == 10
+    assert b"<id>tag:arxiv-digest," in (llm_env / "output" / "feed.xml").read_bytes()
     assert set(prefect_artifact_keys()) >= {"digest-2026-06-30", "digest-counts-2026-06-30"}
 
 

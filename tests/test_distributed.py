@@ -174,7 +174,9 @@ def catalog_rows(catalog: Path, table_or_query: str) -> list[tuple[Any, ...]]:
 def rendered_files(out: Path) -> dict[str, bytes]:
     """Every file under an output directory, by relative path."""
     return {
-        p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".publish" not in p.relative_to(out).parts  # the publish's own state
     }
 
 
@@ -356,12 +358,16 @@ def test_two_workers_split_a_distributed_backfill_and_match_single_machine_run(t
     assert [row[0] for row in catalog_rows(rebuilt_db, "days")] == DAYS
     assert sorted(row[1] for row in catalog_rows(rebuilt_db, "runs")) == ["backfill"] * 4
 
-    # The digest files the workers rendered into the shared directory equal the single machine's,
-    # byte for byte, and so does README.md (the index over every digest): each day run writes it
-    # at its end, and the distributed backfill once more when every day run has ended, from the
-    # catalog it rebuilt over the whole lake.
+    # The outputs published into the shared directory equal the single machine's, byte for
+    # byte: the digest files, README.md (the index over every digest), the site and the feed.
+    # Each day run publishes at its end, and the distributed backfill once more when every day
+    # run has ended, from the catalog it rebuilt over the whole lake.
     expected_files = rendered_files(single / "output")
-    assert sorted(expected_files) == sorted([f"{d.isoformat()}.md" for d in DAYS] + ["README.md"])
+    markdown = [name for name in expected_files if name.endswith(".md")]
+    assert sorted(markdown) == sorted([f"{d.isoformat()}.md" for d in DAYS] + ["README.md"])
+    assert {"feed.xml", "site/index.html", *(f"site/{d.isoformat()}.html" for d in DAYS)} <= set(
+        expected_files
+    )
     rendered = rendered_files(shared_output)
     assert sorted(rendered) == sorted(expected_files)
     for name, content in expected_files.items():
