@@ -24,6 +24,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from arxiv_digest.settings import load_settings
 from tasks.catalog import refresh_catalog
 from tasks.lake import Lake
+from tasks.library import read_library
 from tasks.publish import publish
 from tests.browser import browser_problem, set_color_scheme, start_chromium
 from tests.digest_days import DayPaper, day_papers, write_digest_day
@@ -207,7 +208,7 @@ def test_day_page_filters_by_category_and_keyword(browser, site):
     assert_clean(browser)
 
 
-def test_starred_papers_survive_a_reload_and_export_as_bibtex(browser, site):
+def test_starred_papers_survive_a_reload_and_export_as_bibtex(browser, site, tmp_path):
     open_page(browser, site, f"{HOSTILE_DAY}.html")
     browser.execute_script("window.localStorage.clear()")
     browser.refresh()
@@ -244,6 +245,12 @@ def test_starred_papers_survive_a_reload_and_export_as_bibtex(browser, site):
     assert fields["title"] == HOSTILE_TITLE and fields["year"] == "2026"
     assert fields["author"] == f"<b onclick={PWN}>Mallory</b> and {{Ada Lovelace and Sons}}"
     assert fields["url"] == f"https://arxiv.org/abs/{arxiv_id}v1"
+    # The loop with profiles: the export is a library file (DIGEST_PROFILES `library`) whose
+    # entries are the starred papers, by arXiv id.
+    exported = tmp_path / "starred.bib"
+    exported.write_text(text, encoding="utf-8")
+    assert [e.arxiv_id for e in read_library(exported)][:1] == [arxiv_id]
+    assert all(e.arxiv_id for e in read_library(exported))
     braces = {f.key: f.value for f in library.entries[1].fields}
     assert braces["title"].count("{") == braces["title"].count("}")
     assert "\\textbraceleft{}brace" in braces["title"]
