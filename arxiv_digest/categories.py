@@ -39,3 +39,16 @@ KNOWN_CATEGORIES: frozenset[str] = frozenset(
 def unknown_categories(categories: list[str]) -> list[str]:
     """The entries of `categories` that arXiv does not have, in their given order."""
     return [c for c in categories if c not in KNOWN_CATEGORIES]
+
+
+def check_categories(categories: list[str]) -> list[str]:
+    """The categories, or ValueError naming the unknown ones (for settings and profiles)."""
+    if not categories:
+        raise ValueError("at least one arXiv category is required")
+    unknown = unknown_categories(categories)
+    if unknown:
+        raise ValueError(
+            f"unknown arXiv categor{'y' if len(unknown) == 1 else 'ies'}: "
+            f"{', '.join(unknown)} (see https://arxiv.org/category_taxonomy)"
+        )
+    return categories

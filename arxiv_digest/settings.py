@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from arxiv_digest.categories import unknown_categories
+from arxiv_digest.categories import check_categories
 from arxiv_digest.errors import ConfigError
 from arxiv_digest.local_llm import LITELLM_MODEL as LOCAL_LITELLM_MODEL
 
@@ -131,15 +131,7 @@ class Settings(BaseSettings):
     @field_validator("categories")
     @classmethod
     def _known_categories(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one arXiv category is required")
-        unknown = unknown_categories(value)
-        if unknown:
-            raise ValueError(
-                f"unknown arXiv categor{'y' if len(unknown) == 1 else 'ies'}: "
-                f"{', '.join(unknown)} (see https://arxiv.org/category_taxonomy)"
-            )
-        return value
+        return check_categories(value)
 
     @field_validator("arxiv_api_url")
     @classmethod

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.__main__ import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MS = 50.0
@@ -87,20 +88,6 @@ def write_lake(root: Path, days: int, first: date = FIRST_DAY) -> int:
         lake.write_day("day_manifests", day, day_manifest_table(result, "cat:cs.CV", "bench"))
         total += len(result.papers)
     return total
-
-
-@contextmanager
-def environment(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from arxiv_digest.categories import unknown_categories
+from arxiv_digest.categories import check_categories
 from arxiv_digest.errors import ConfigError
 from arxiv_digest.settings import Settings, digest_config_hash, secret_variables
 from tasks.models import Paper
@@ -98,15 +98,7 @@ class _ProfileTable(BaseModel):
     @field_validator("categories")
     @classmethod
     def _known_categories(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one arXiv category is required")
-        unknown = unknown_categories(value)
-        if unknown:
-            raise ValueError(
-                f"unknown arXiv categor{'y' if len(unknown) == 1 else 'ies'}: "
-                f"{', '.join(unknown)} (see https://arxiv.org/category_taxonomy)"
-            )
-        return value
+        return check_categories(value)
 
     @field_validator("include", "exclude", "authors")
     @classmethod
