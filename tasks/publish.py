@@ -28,7 +28,7 @@ from typing import Any
 from arxiv_digest.errors import DigestError
 from arxiv_digest.paths import replace_file
 from arxiv_digest.settings import Settings
-from tasks.charts import write_charts
+from tasks.charts import CHARTS_DIR, chart_links, write_charts
 from tasks.feed import render_feed
 from tasks.lake import PARTITION, Lake, default_rows
 from tasks.notify import days_with_failures, notify_days
@@ -364,6 +364,7 @@ class Publisher:
             del manifest.days[name]
         self._write_search(plan.months, manifest)
         cards = [s.card for _, s in sorted(manifest.days.items())]
+        write_charts(self.settings)  # lake-wide trend charts: on the index and the site
         self._write_site_files(cards)
         base = self.settings.site_base_url
         replace_if_changed(
@@ -371,7 +372,6 @@ class Publisher:
         )
         replace_if_changed(self.site / FEED, render_feed(cards, base_url=base))
         replace_if_changed(manifest_path, manifest.as_json().encode("utf-8"))
-        write_charts(self.settings)  # lake-wide trend charts, linked from the index
         write_index(self.settings)  # README.md, from the catalog the run has just registered
         return PublishSummary(
             digests=len(cards),
@@ -466,7 +466,14 @@ class Publisher:
 
     def _write_site_files(self, cards: list[dict[str, Any]]) -> None:
         """Everything in site/ but the day pages and the search scripts."""
-        replace_if_changed(self.site / "index.html", render_front_page(cards).encode("utf-8"))
+        charts = chart_links(str(self.output))
+        for chart in charts:  # copied in: the site is self-contained (file://, any host)
+            source = self.output / CHARTS_DIR / chart.name
+            replace_if_changed(self.site / CHARTS_DIR / chart.name, source.read_bytes())
+        front = render_front_page(
+            cards, charts=[(f"{CHARTS_DIR}/{c.name}", c.title) for c in charts]
+        )
+        replace_if_changed(self.site / "index.html", front.encode("utf-8"))
         replace_if_changed(self.site / "search.html", render_search_page(cards).encode("utf-8"))
         replace_if_changed(
             self.site / "reading-list.html", render_page("reading-list.html", cards).encode("utf-8")

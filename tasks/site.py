@@ -336,8 +336,11 @@ def archive(cards: Iterable[dict[str, Any]]) -> list[Month]:
     return list(months.values())
 
 
-def render_front_page(cards: Sequence[dict[str, Any]]) -> str:
-    """index.html: the latest digest's summary and contents, then the archive by month."""
+def render_front_page(
+    cards: Sequence[dict[str, Any]], charts: Sequence[tuple[str, str]] = ()
+) -> str:
+    """index.html: the latest digest's summary and contents, the trend charts (path under
+    site/, title), then the archive by month."""
     latest = max(cards, key=lambda c: str(c["day"]), default=None)
     view = None
     if latest is not None:
@@ -349,6 +352,7 @@ def render_front_page(cards: Sequence[dict[str, Any]]) -> str:
         .render(
             **_frame(*_latest_frame(cards)),
             latest=view,
+            charts=charts,
             months=archive(cards),
         )
     )

@@ -73,6 +73,11 @@ def test_publish_writes_every_output_from_the_lake(settings, lake):
     assert [c.name for c in charts] == ["papers_per_category.svg"]
     index = render_index(index_rows(settings), charts)
     assert (out / "README.md").read_text(encoding="utf-8") == index
+    # The site shows them too, from its own copy (self-contained).
+    front = (out / "site" / "index.html").read_text(encoding="utf-8")
+    assert '<img src="charts/papers_per_category.svg"' in front
+    drawn = (out / "charts" / "papers_per_category.svg").read_bytes()
+    assert (out / "site" / "charts" / "papers_per_category.svg").read_bytes() == drawn
     site = out / "site"
     assert {p.name for p in site.iterdir()} >= {
         "index.html",
@@ -331,7 +336,7 @@ def test_site_is_uploaded_to_s3_with_content_types_changed_files_only(
     settings = load_settings()
     lake = Lake.from_settings(settings)
     days = published_days(settings, lake, 2)
-    assert publish(settings, lake).uploaded == 9
+    assert publish(settings, lake).uploaded == 10
     site = Path(settings.output_dir) / "site"
     stored = objects(s3_bucket, moto_endpoint)
     assert stored == {
@@ -345,11 +350,13 @@ def test_site_is_uploaded_to_s3_with_content_types_changed_files_only(
     assert stored["digests/site.js"]["type"] == "text/javascript; charset=utf-8"
     assert stored["digests/style.css"]["type"] == "text/css; charset=utf-8"
     assert stored["digests/feed.xml"]["type"] == "application/atom+xml; charset=utf-8"
+    assert stored["digests/charts/papers_per_category.svg"]["type"] == "image/svg+xml"
     assert publish(settings, lake).uploaded == 0
     new_day = days[-1] + timedelta(days=1)
     write_digest_day(lake, new_day, day_papers(new_day, 1))
-    # The new page, the page before it, the front page, the month's search script, the feed.
-    assert publish(settings, lake).uploaded == 5
+    # The new page, the page before it, the front page, the month's search script, the feed,
+    # the chart of papers per category (the new day's papers counted).
+    assert publish(settings, lake).uploaded == 6
 
 
 def test_unreachable_site_bucket_is_one_line(settings_env, capsys, monkeypatch, moto_endpoint):
