@@ -25,14 +25,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from arxiv_digest.errors import DigestError
 from arxiv_digest.paths import replace_file
-from arxiv_digest.settings import Settings
+from arxiv_digest.settings import Settings, secret_variables, split_notify_urls
 from tasks.charts import CHARTS_DIR, chart_links, write_charts
 from tasks.feed import render_feed
 from tasks.lake import PARTITION, Lake, default_rows
 from tasks.notify import days_with_failures, notify_days
 from tasks.outputs import write_index, write_profile_digests
+from tasks.profiles import DEFAULT_PROFILE, load_profiles
 from tasks.site import (
     SEARCH_DIR,
     STATIC_FILES,
@@ -309,13 +312,39 @@ def publish(
         write_profile_digests(settings, lake, notify)
     # Every output above is written first, so a message's links point at pages that exist; a
     # channel that failed before is tried again with this run's days.
-    due = sorted(set(notify) | set(days_with_failures(lake)))
-    if due:
+    for profile, urls in notify_channels(settings):
+        due = sorted(set(notify) | set(days_with_failures(lake, profile)))
+        if not (urls and due):
+            continue
         sent = notify_days(
-            settings, lake, due, resend=resend, site_base_url=settings.site_base_url or None
+            settings.model_copy(update={"notify_urls": urls}),
+            lake,
+            due,
+            resend=resend,
+            # The site is the default layout's: a profile's messages link to arXiv only.
+            site_base_url=(settings.site_base_url or None) if not settings.profiles else None,
+            profile=profile,
         )
-        logger.info("%s", sent.describe())
+        logger.info("%s: %s", profile, sent.describe())
     return summary
+
+
+def notify_channels(settings: Settings) -> list[tuple[str, list[SecretStr]]]:
+    """Who is told of a digest: without a profiles file, DIGEST_NOTIFY_URLS of the default
+    profile; with one, each profile's `notify` variables (each may hold several URLs)."""
+    if not settings.profiles:
+        return [(DEFAULT_PROFILE, list(settings.notify_urls))]
+    channels = []
+    for profile in load_profiles(settings):
+        values = secret_variables(profile.notify).values()
+        urls = [
+            SecretStr(url)
+            for value in values
+            if value is not None
+            for url in split_notify_urls(value.get_secret_value())
+        ]
+        channels.append((profile.name, urls))
+    return channels
 
 
 class Publisher:

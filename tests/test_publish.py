@@ -388,3 +388,31 @@ def test_publish_notifies_the_days_it_was_given_once_and_retries_a_failed_channe
         publish(notifying, lake, notify=days[-1:])  # sent already: nothing new
         assert len(up.posts) == 1
         assert days[-1].isoformat() in json.dumps(up.posts[0].payload)
+
+
+def test_publish_notifies_each_profiles_own_channels_of_its_own_digests(
+    settings_env, monkeypatch, tmp_path
+):
+    """With a profiles file, a profile's `notify` variables name its channels, and they get
+    that profile's digests (rows of other profiles, or of none, are not theirs)."""
+    from tests.servers.webhook import WebhookServer
+
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(
+        '[[profile]]\nname = "vision"\nnotify = ["VISION_HOOK"]\n[[profile]]\nname = "quiet"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DIGEST_PROFILES", str(profiles))
+    settings = load_settings()
+    lake = Lake.from_settings(settings)
+    days = published_days(settings, lake, 2)
+    for name in ("digests", "rankings", "analyses"):  # day 1 is vision's, day 0 nobody's
+        table = lake.read_day(name, days[1])
+        rows = [row | {"profile": "vision"} for row in table.to_pylist()]
+        lake.write_day(name, days[1], lake.rows(name, rows))
+    with WebhookServer() as hook:
+        monkeypatch.setenv("VISION_HOOK", f"json://127.0.0.1:{hook.port}/")
+        publish(settings, lake, notify=days)
+        publish(settings, lake, notify=days)  # sent already
+        assert len(hook.posts) == 1
+        assert days[1].isoformat() in json.dumps(hook.posts[0].payload)
