@@ -38,27 +38,13 @@ TARGET_MS = 100
 
 def bundled_papers() -> list[Any]:
     """The bundled day's distinct cs.CV papers as the replay server serves them."""
-    from tasks.models import Paper
-    from tests.servers.arxiv_replay import BUNDLED_DAY, load_listing_day
+    from tests.servers.arxiv_replay import BUNDLED_DAY, load_listing_day, paper_of
 
     papers: dict[str, Paper] = {}
     for entry in load_listing_day(BUNDLED_DAY):
         if "cs.CV" not in entry["categories"] or entry["id"] in papers:
             continue
-        papers[entry["id"]] = Paper(
-            arxiv_id=entry["id"],
-            version=entry["version"],
-            title=entry["title"],
-            authors=tuple(entry["authors"]),
-            abstract=entry["summary"],
-            categories=tuple(entry["categories"]),
-            primary_category=entry["primary_category"],
-            published=entry["published"],
-            updated=entry["updated"],
-            comment=entry["comment"],
-            abs_url=entry["abs_url"],
-            pdf_url=entry["pdf_url"],
-        )
+        papers[entry["id"]] = paper_of(entry)
     return list(papers.values())
 
 

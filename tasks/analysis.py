@@ -174,6 +174,14 @@ def _checks(
     )
 
 
+# Per template: its stage (and prompt file), its answer's schema, its token budget.
+_TEMPLATES: dict[str, tuple[str, type[AnyAnalysis], int]] = {
+    TEMPLATE_COMPACT: ("analysis_compact", CompactAnalysis, COMPACT_MAX_TOKENS),
+    TEMPLATE_FULLTEXT: ("analysis_fulltext", FulltextAnalysis, 2000),
+    TEMPLATE_ABSTRACT: ("analysis_abstract", AbstractAnalysis, 1500),
+}
+
+
 def template_of(fulltext: str | None, style: Style) -> str:
     """The template a paper is analysed with (the compact one reads the abstract only: a full
     text does not fit a small model's context)."""
@@ -186,50 +194,23 @@ def build_analysis_request(
     paper: Paper, fulltext: str | None, *, topic: str, language: str, style: Style = "full"
 ) -> LLMRequest[AnyAnalysis]:
     template = template_of(fulltext, style)
-    if template == TEMPLATE_COMPACT:
-        prompt = load_prompt("analysis_compact", language)
-        messages = prompt.messages(
-            topic=topic,
-            title=data_block_text(paper.title),
-            abstract=data_block_text(paper.abstract),
-        )
-        return LLMRequest(
-            stage="analysis_compact",
-            subject=paper.versioned_id,
-            prompt=prompt,
-            messages=messages,
-            schema=CompactAnalysis,
-            language=language,
-            max_tokens=COMPACT_MAX_TOKENS,
-            validate=_checks(paper, language, messages),
-        )
-    if fulltext:
-        prompt = load_prompt("analysis_fulltext", language)
-        messages = prompt.messages(
-            topic=topic, title=data_block_text(paper.title), fulltext=data_block_text(fulltext)
-        )
-        return LLMRequest(
-            stage="analysis_fulltext",
-            subject=paper.versioned_id,
-            prompt=prompt,
-            messages=messages,
-            schema=FulltextAnalysis,
-            language=language,
-            max_tokens=2000,
-            validate=_checks(paper, language, messages),
-        )
-    prompt = load_prompt("analysis_abstract", language)
+    stage, schema, max_tokens = _TEMPLATES[template]
+    prompt = load_prompt(stage, language)
+    # The full-text template reads the paper's text, the others its abstract.
+    text = {"fulltext": fulltext} if template == TEMPLATE_FULLTEXT else {"abstract": paper.abstract}
     messages = prompt.messages(
-        topic=topic, title=data_block_text(paper.title), abstract=data_block_text(paper.abstract)
+        topic=topic,
+        title=data_block_text(paper.title),
+        **{name: data_block_text(value or "") for name, value in text.items()},
     )
     return LLMRequest(
-        stage="analysis_abstract",
+        stage=stage,
         subject=paper.versioned_id,
         prompt=prompt,
         messages=messages,
-        schema=AbstractAnalysis,
+        schema=schema,
         language=language,
-        max_tokens=1500,
+        max_tokens=max_tokens,
         validate=_checks(paper, language, messages),
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +51,9 @@ def _straighten_quotes(text: str) -> str:
     return text if '"' in text else _SMART_QUOTES.sub('"', text)
 
 
-def _balanced_end(text: str, start: int) -> int | None:
-    """The index just past the value opening at `start` ({ or [), or None if it never closes."""
-    depth = 0
+def _outside_strings(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """Each (index, character) of `text` from `start` that is not inside a JSON string (the
+    quotes themselves included, as openers and closers)."""
     in_string = escaped = False
     for i in range(start, len(text)):
         char = text[i]
@@ -64,9 +64,17 @@ def _balanced_end(text: str, start: int) -> int | None:
                 escaped = True
             elif char == '"':
                 in_string = False
-        elif char == '"':
+            continue
+        if char == '"':
             in_string = True
-        elif char in "{[":
+        yield i, char
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    """The index just past the value opening at `start` ({ or [), or None if it never closes."""
+    depth = 0
+    for i, char in _outside_strings(text, start):
+        if char in "{[":
             depth += 1
         elif char in "}]":
             depth -= 1
@@ -87,24 +95,12 @@ def _outermost_value(text: str) -> str:
 
 def _drop_trailing_commas(text: str) -> str:
     """`[1, 2,]` -> `[1, 2]` and `{"a": 1,}` -> `{"a": 1}`, never inside a string."""
-    out: list[str] = []
-    in_string = escaped = False
-    for i, char in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char == ",":
-            rest = text[i + 1 :].lstrip()
-            if rest[:1] in ("}", "]"):
-                continue
-        out.append(char)
-    return "".join(out)
+    dropped = {
+        i
+        for i, char in _outside_strings(text)
+        if char == "," and text[i + 1 :].lstrip()[:1] in ("}", "]")
+    }
+    return "".join(char for i, char in enumerate(text) if i not in dropped)
 
 
 # Applied in this order, each only when the text is not JSON yet.

@@ -178,27 +178,9 @@ def bundled_day_papers() -> list:
 def bundled_day_result():
     """The bundled day's deduplication: its papers and its dedup_log."""
     from tasks.dedup import dedupe_papers
-    from tasks.models import Paper
-    from tests.servers.arxiv_replay import BUNDLED_DAY, load_listing_day
+    from tests.servers.arxiv_replay import BUNDLED_DAY, load_listing_day, paper_of
 
-    candidates = [
-        Paper(
-            arxiv_id=e["id"],
-            version=e["version"],
-            title=e["title"],
-            authors=tuple(e["authors"]),
-            abstract=e["summary"],
-            categories=tuple(e["categories"]),
-            primary_category=e["primary_category"],
-            published=e["published"],
-            updated=e["updated"],
-            comment=e["comment"],
-            abs_url=e["abs_url"],
-            pdf_url=e["pdf_url"],
-        )
-        for e in load_listing_day(BUNDLED_DAY)
-        if "cs.CV" in e["categories"]
-    ]
+    candidates = [paper_of(e) for e in load_listing_day(BUNDLED_DAY) if "cs.CV" in e["categories"]]
     return dedupe_papers(DAY, candidates)
 
 

@@ -84,6 +84,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from tasks.models import Paper
 from tests.servers.loopback import (
     LoopbackHandler,
     LoopbackServer,
@@ -122,6 +123,25 @@ def announcement_date(path: Path) -> date:
     if not found:
         raise ValueError(f"no YYYY-MM-DD in listing file name: {path}")
     return date.fromisoformat(found[-1])
+
+
+def paper_of(entry: dict[str, Any]) -> Paper:
+    """One served entry (load_listing_day) as the pipeline's Paper, for benches and tests that
+    build lakes from the bundled day without going through the arXiv client."""
+    return Paper(
+        arxiv_id=entry["id"],
+        version=entry["version"],
+        title=entry["title"],
+        authors=tuple(entry["authors"]),
+        abstract=entry["summary"],
+        categories=tuple(entry["categories"]),
+        primary_category=entry["primary_category"],
+        published=entry["published"],
+        updated=entry["updated"],
+        comment=entry["comment"],
+        abs_url=entry["abs_url"],
+        pdf_url=entry["pdf_url"],
+    )
 
 
 def load_listing_day(path: Path | str) -> list[dict[str, Any]]:
