@@ -40,7 +40,7 @@ def bundled_papers() -> list[Any]:
     """The bundled day's distinct cs.CV papers as the replay server serves them."""
     from tests.servers.arxiv_replay import BUNDLED_DAY, load_listing_day, paper_of
 
-    papers: dict[str, Paper] = {}
+    papers: dict[str, Any] = {}
     for entry in load_listing_day(BUNDLED_DAY):
         if "cs.CV" not in entry["categories"] or entry["id"] in papers:
             continue
